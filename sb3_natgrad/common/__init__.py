@@ -1,0 +1,1 @@
+"""Shared natural-gradient mathematics: Fisher-vector products, conjugate gradient, line search."""

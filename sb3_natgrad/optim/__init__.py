@@ -1,0 +1,1 @@
+"""Optimizers usable outside RL (K-FAC)."""

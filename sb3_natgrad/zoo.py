@@ -1,0 +1,56 @@
+"""Registration of the plugin's algorithms with rl-zoo3.
+
+rl-zoo3 keeps its algorithms in module-level dicts (``rl_zoo3.utils.ALGOS``, and the Optuna
+``HYPERPARAMS_SAMPLER`` / ``HYPERPARAMS_CONVERTER``); a plugin registers by updating them before the
+zoo's ``train()`` / ``enjoy()`` parse their arguments. Plugin keys replace the zoo's ones where both
+exist (``trpo``): the plugin's classes accept every sb3-contrib argument, so the zoo's YAMLs still work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def hyperparams_dir() -> Path:
+    """Folder holding the plugin's ``<algo>.yml`` files.
+
+    Inside an installed wheel it is the package ``sb3_natgrad.hyperparams``; in a source checkout it is
+    the repository's top-level ``hyperparams/``.
+    """
+    try:
+        path = Path(str(importlib.resources.files("sb3_natgrad.hyperparams")))
+        if path.is_dir():
+            return path
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "hyperparams"
+
+
+def register() -> None:
+    """Add the plugin's algorithms, samplers and converters to rl-zoo3's registries (idempotent)."""
+    import rl_zoo3.hyperparams_opt as zoo_opt
+    import rl_zoo3.utils as zoo_utils
+
+    from sb3_natgrad import ALGOS
+    from sb3_natgrad.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+
+    zoo_utils.ALGOS.update(ALGOS)
+    zoo_opt.HYPERPARAMS_SAMPLER.update(HYPERPARAMS_SAMPLER)
+    zoo_opt.HYPERPARAMS_CONVERTER.update(HYPERPARAMS_CONVERTER)
+
+
+def with_default_conf_file(argv: Sequence[str]) -> list[str]:
+    """Point ``--conf-file`` at the plugin's YAML for a plugin algorithm unless the user gave one."""
+    from sb3_natgrad import ALGOS
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--algo", default="ppo")
+    parser.add_argument("-conf", "--conf-file", default=None)
+    known, _ = parser.parse_known_args(list(argv))
+    argv = list(argv)
+    if known.algo in ALGOS and known.conf_file is None:
+        argv += ["--conf-file", str(hyperparams_dir() / f"{known.algo}.yml")]
+    return argv
