@@ -1,0 +1,440 @@
+"""K-FAC: Kronecker-factored approximate natural gradient with a KL trust region.
+
+References:
+
+- Martens & Grosse (2015), "Optimizing Neural Networks with Kronecker-factored Approximate Curvature":
+  block-diagonal Fisher ``F ~ diag_l(A_l (x) G_l)``, running averages of the factors, factored Tikhonov
+  damping with the pi-correction (§6.3).
+- Grosse & Martens (2016), "A Kronecker-factored approximate Fisher matrix for convolution layers" (KFC).
+- Wu et al. (2017), "Scalable trust-region method for deep reinforcement learning using Kronecker-factored
+  approximation" (ACKTR), §3.2: the step ``-eta dtheta`` with ``dtheta = F^-1 grad`` and
+  ``eta = min(eta_max, sqrt(2 delta / (dtheta^T F dtheta)))``.
+
+Usage::
+
+    opt = KFAC(model, lr=0.25, kl_clip=0.001)
+    with opt.record_stats() as recording:        # forward *and* Fisher backward inside the context
+        out = model(x)
+        if recording:
+            opt.fisher_backward(sampled_nll(out))  # e.g. -log p(y_sampled | x), y ~ model
+    opt.zero_grad()
+    loss_fn(out, y).backward()                      # outside the context: statistics are untouched
+    opt.step()
+
+What ``step`` computes (``g`` is the gradient plus ``weight_decay * theta``):
+
+1. ``dtheta_l = (G_l + d_G I)^-1 g_l (A_l + d_A I)^-1`` per K-FAC layer, ``d_A = pi gamma``,
+   ``d_G = gamma / pi``, ``gamma = sqrt(damping + weight_decay)``; other parameters use the fallback
+   (see :class:`KFAC`).
+2. ``v = sum_l <g_l, dtheta_l> = dtheta^T F_damped dtheta`` where ``F_damped`` is the damped block-diagonal
+   K-FAC Fisher. Since every damping term is PSD, ``dtheta^T F_kfac dtheta <= v``: ``v`` is a (cheap)
+   upper bound on the Fisher norm of the step. OpenAI baselines' ``kfac.py`` computes the same quantity
+   (times ``lr^2``).
+3. ``eta = min(lr, sqrt(2 kl_clip / v))``, so that the quadratic model of the KL divergence of the fresh
+   step, ``0.5 eta^2 dtheta^T F dtheta``, is at most ``kl_clip``. (Baselines compares ``lr^2 v`` with its
+   ``clip_kl`` without the factor 2, i.e. its ``clip_kl`` is ``2 kl_clip`` here.)
+4. With momentum ``m``: ``buf = m buf + (1 - m) eta dtheta`` and ``theta -= buf`` (baselines uses the same
+   ``lr (1 - m)`` normalisation); ``buf`` is a convex combination of trust-region-bounded steps. With
+   ``m = 0``: ``theta -= eta dtheta``.
+
+``last_step_info`` holds (as tensors, no host sync) ``step_size`` = eta, ``kl`` = ``0.5 eta^2 v`` (the
+bound of 3.), ``fisher_norm`` = ``v`` and ``damping``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch as th
+from torch import nn
+from torch.optim import Optimizer
+from torch.utils.hooks import RemovableHandle
+
+from sb3_natgrad.optim.kfac_layers import KroneckerFactoredLayer, make_layer_factors
+
+FALLBACKS = ("diagonal", "identity")
+
+
+def _check_float(name: str, value: float, low: float, high: float = math.inf, low_open: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number in ``(low | [low, high)``."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    above = is_number and (value > low if low_open else value >= low)
+    if not (above and value < high):
+        bound = f"> {low}" if low_open else f">= {low}"
+        upper = "" if high == math.inf else f" and < {high}"
+        raise ValueError(f"KFAC: {name} must be a finite number {bound}{upper}, got {value!r}")
+
+
+def _check_int(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"KFAC: {name} must be an integer >= 1, got {value!r}")
+
+
+class KFAC(Optimizer):
+    """K-FAC natural-gradient optimizer with an ACKTR trust region (Martens & Grosse 2015; Wu et al. 2017).
+
+    Every ``nn.Linear`` and ``nn.Conv2d`` (``groups=1``, zero padding) of ``model`` whose parameters are
+    all optimized gets Kronecker factors; the other optimized parameters (e.g. SB3's bare ``log_std``)
+    use the ``fallback`` preconditioner:
+
+    - ``"diagonal"``: a running average ``D`` of ``N * grad_fisher^2`` recorded in the same context as the
+      factors (``grad_fisher`` is the gradient of the *mean* sampled Fisher loss over ``N`` samples; the
+      score has zero mean under the model, so ``N E[grad_fisher^2]`` is the diagonal of the Fisher), and
+      ``dtheta = g / (D + damping + weight_decay)``;
+    - ``"identity"``: ``dtheta = g`` (OpenAI baselines' treatment of parameters without factors).
+
+    Statistics are recorded only inside :meth:`record_stats` (active every ``stats_interval`` steps),
+    only for modules in training mode. Both the forward pass and the backward pass of the sampled Fisher
+    loss must happen inside the context; :meth:`fisher_backward` runs that backward without touching
+    ``.grad``. The loss must be a mean over the batch (the batch size ``N`` is the leading dimension of
+    each layer input). Eigendecompositions are refreshed every ``inverse_interval`` steps.
+
+    Hyperparameters live in the single parameter group (``lr``, ``kl_clip``, ``damping``,
+    ``weight_decay``, ``momentum``, ``stat_decay``) so that learning-rate schedules writing
+    ``param_groups[0]["lr"]`` apply. ``state_dict`` stores the factors, eigendecompositions and step
+    counter keyed by layer name.
+
+    :param model: module tree to precondition (its ``named_modules`` names key the state dict), or a
+        sequence of ``(name, module)`` pairs.
+    :param lr: ``eta_max``, the largest step scale.
+    :param params: parameters to optimize (default: all parameters of ``model`` that require grad).
+    :param kl_clip: trust-region radius ``delta`` on the quadratic KL model of the step; ``None`` disables
+        the trust region (``eta = lr``).
+    :param damping: Tikhonov damping ``lambda`` (> 0).
+    :param weight_decay: L2 coefficient; added to the gradient and to the damping (M&G 2015 §6.3).
+    :param momentum: momentum ``m`` in ``[0, 1)``, with ``(1 - m)`` normalisation.
+    :param stat_decay: running-average decay of the factors in ``[0, 1)``.
+    :param stats_interval: ``T_s``, record statistics every this many steps.
+    :param inverse_interval: ``T_f``, recompute eigendecompositions every this many steps.
+    :param fallback: ``"diagonal"`` or ``"identity"``, for parameters without Kronecker factors.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Sequence[tuple[str, nn.Module]],
+        lr: float = 0.25,
+        *,
+        params: Iterable[nn.Parameter] | None = None,
+        kl_clip: float | None = 0.001,
+        damping: float = 0.01,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        stat_decay: float = 0.99,
+        stats_interval: int = 1,
+        inverse_interval: int = 10,
+        fallback: str = "diagonal",
+    ) -> None:
+        _check_float("lr", lr, 0.0, low_open=True)
+        if kl_clip is not None:
+            _check_float("kl_clip", kl_clip, 0.0, low_open=True)
+        _check_float("damping", damping, 0.0, low_open=True)
+        _check_float("weight_decay", weight_decay, 0.0)
+        _check_float("momentum", momentum, 0.0, 1.0)
+        _check_float("stat_decay", stat_decay, 0.0, 1.0)
+        _check_int("stats_interval", stats_interval)
+        _check_int("inverse_interval", inverse_interval)
+        if fallback not in FALLBACKS:
+            raise ValueError(f"KFAC: fallback must be one of {FALLBACKS}, got {fallback!r}")
+
+        named_modules = list(model.named_modules()) if isinstance(model, nn.Module) else list(model)
+        if params is None:
+            module_params = (p for _, m in named_modules for p in m.parameters(recurse=False))
+            params = [p for p in module_params if p.requires_grad]
+        param_list = list(dict.fromkeys(params))  # unique, ordered
+        if not param_list:
+            raise ValueError("KFAC: got an empty list of parameters to optimize")
+        param_ids = {id(p) for p in param_list}
+
+        layers: list[KroneckerFactoredLayer] = []
+        seen_modules: set[int] = set()
+        for name, module in named_modules:
+            if id(module) in seen_modules:
+                continue
+            seen_modules.add(id(module))
+            layer = make_layer_factors(name, module)
+            if layer is not None and all(id(p) in param_ids for p in layer.params):
+                layers.append(layer)
+        layer_param_ids = {id(p) for layer in layers for p in layer.params}
+
+        defaults = dict(
+            lr=lr,
+            kl_clip=kl_clip,
+            damping=damping,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            stat_decay=stat_decay,
+        )
+        super().__init__(param_list, defaults)
+        self.layers = layers
+        self.fallback = fallback
+        self.fallback_params = [p for p in param_list if id(p) not in layer_param_ids]
+        self.stats_interval = stats_interval
+        self.inverse_interval = inverse_interval
+        self.steps = 0
+        self._recording = False
+        self._captured_outputs: list[th.Tensor] = []
+        self._diag_grads: dict[int, th.Tensor] = {}
+        self._handles: list[RemovableHandle] = []
+        self.last_step_info: dict[str, th.Tensor | float] = {}
+        for layer in self.layers:
+            self._handles.append(layer.module.register_forward_hook(self._forward_hook(layer)))
+        if self.fallback == "diagonal":
+            for param in self.fallback_params:
+                self._handles.append(param.register_hook(self._param_hook(param)))
+
+    # ------------------------------------------------------------------ hooks
+    def _forward_hook(self, layer: KroneckerFactoredLayer) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple[th.Tensor, ...], output: th.Tensor) -> None:
+            if not (self._recording and module.training and output.requires_grad):
+                return
+            inp = inputs[0].detach()
+
+            def grad_hook(grad_output: th.Tensor) -> None:
+                if self._recording:
+                    layer.accumulate(inp, grad_output.detach())
+
+            output.register_hook(grad_hook)
+            self._captured_outputs.append(output)
+
+        return hook
+
+    def _param_hook(self, param: nn.Parameter) -> Callable[[th.Tensor], None]:
+        key = id(param)
+
+        def hook(grad: th.Tensor) -> None:
+            if self._recording:
+                previous = self._diag_grads.get(key)
+                self._diag_grads[key] = grad.detach() if previous is None else previous + grad.detach()
+
+        return hook
+
+    def remove_hooks(self) -> None:
+        """Detach the optimizer from the model (it can no longer record statistics)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    # ------------------------------------------------------------------ statistics
+    @property
+    def stats_due(self) -> bool:
+        """Whether the next :meth:`record_stats` context records (every ``stats_interval`` steps)."""
+        return self.steps % self.stats_interval == 0
+
+    @contextmanager
+    def record_stats(self, force: bool = False, batch_size: int | None = None) -> Iterator[bool]:
+        """Context in which forward passes and the sampled Fisher loss backward record K-FAC statistics.
+
+        Yields whether statistics are recorded this step (``stats_due`` or ``force``); when it yields
+        ``False`` the hooks stay inactive and the caller may skip the Fisher backward. On a normal exit the
+        batch statistics are folded into the running averages; on an exception they are discarded.
+
+        :param force: record even if ``stats_due`` is False.
+        :param batch_size: ``N`` for the diagonal fallback, inferred from the layer inputs when omitted.
+        """
+        active = force or self.stats_due
+        if self._recording:
+            raise RuntimeError("KFAC.record_stats() contexts cannot be nested")
+        self._recording = active
+        try:
+            yield active
+        except BaseException:
+            self._recording = False
+            self._clear_batch()
+            raise
+        self._recording = False
+        if active:
+            self._fold(batch_size)
+
+    def fisher_inputs(self) -> list[th.Tensor]:
+        """Tensors whose gradients the recording needs: captured layer outputs and diagonal-fallback params."""
+        inputs = list(self._captured_outputs)
+        if self.fallback == "diagonal":
+            inputs.extend(p for p in self.fallback_params if p.requires_grad)
+        return inputs
+
+    def fisher_backward(self, fisher_loss: th.Tensor, retain_graph: bool = True) -> None:
+        """Backpropagate the sampled Fisher loss to record statistics, without writing ``.grad``.
+
+        Must be called inside :meth:`record_stats`. See :func:`fisher_backward` for several optimizers.
+        """
+        fisher_backward(fisher_loss, [self], retain_graph=retain_graph)
+
+    def _fold(self, batch_size: int | None) -> None:
+        stat_decay = self.param_groups[0]["stat_decay"]
+        for layer in self.layers:
+            layer.fold(stat_decay)
+            if batch_size is None and layer.batch_size is not None:
+                batch_size = layer.batch_size
+        if self._diag_grads and batch_size is None and self.layers:
+            # No layer recorded (e.g. eval mode): there is no batch to attribute the gradients to.
+            self._diag_grads = {}
+        if self._diag_grads:
+            if batch_size is None:
+                raise RuntimeError("KFAC: the diagonal fallback needs the batch size; pass record_stats(batch_size=N)")
+            for param in self.fallback_params:
+                grad = self._diag_grads.get(id(param))
+                if grad is None:
+                    continue
+                diag_batch = batch_size * grad.square()
+                state = self.state[param]
+                if "diag_fisher" not in state:
+                    state["diag_fisher"] = diag_batch
+                else:
+                    state["diag_fisher"].mul_(stat_decay).add_(diag_batch, alpha=1.0 - stat_decay)
+        self._clear_batch()
+
+    def _clear_batch(self) -> None:
+        self._captured_outputs = []
+        self._diag_grads = {}
+        for layer in self.layers:
+            layer.discard()
+
+    def update_inverses(self) -> None:
+        """Recompute the eigendecompositions of every layer's factors now."""
+        for layer in self.layers:
+            layer.update_eigen()
+
+    # ------------------------------------------------------------------ step
+    def _check_finite(self, grads: list[th.Tensor]) -> None:
+        # One host sync for all gradients: a norm is non-finite iff an entry is.
+        total = th.stack(th._foreach_norm(grads)).sum()
+        if not bool(th.isfinite(total)):
+            bad = [
+                f"{layer.name}.{pname}"
+                for layer in self.layers
+                for pname, p in layer.module.named_parameters()
+                if p.grad is not None and not bool(th.isfinite(p.grad).all())
+            ]
+            where = ", ".join(bad) if bad else "a fallback parameter"
+            raise FloatingPointError(f"KFAC.step(): non-finite (NaN/Inf) gradient in {where}; parameters were left unchanged")
+
+    @th.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Apply one trust-region K-FAC step (see the module docstring for what is computed).
+
+        :raises FloatingPointError: a gradient contains NaN/Inf (parameters and state are left untouched).
+        :raises RuntimeError: a layer with a gradient has no recorded statistics yet.
+        """
+        loss = None
+        if closure is not None:
+            with th.enable_grad():
+                loss = closure()
+        group = self.param_groups[0]
+        lr, kl_clip, damping = group["lr"], group["kl_clip"], group["damping"]
+        weight_decay, momentum = group["weight_decay"], group["momentum"]
+
+        layers = [layer for layer in self.layers if any(p.grad is not None for p in layer.params)]
+        fallback = [p for p in self.fallback_params if p.grad is not None]
+        raw_grads = [p.grad for layer in layers for p in layer.params if p.grad is not None]
+        raw_grads += [p.grad for p in fallback if p.grad is not None]
+        if not raw_grads:
+            return loss
+        self._check_finite(raw_grads)
+        for layer in layers:
+            if not layer.ready:
+                raise RuntimeError(
+                    f"KFAC.step(): layer '{layer.name}' has a gradient but no recorded statistics; run the "
+                    "forward pass and fisher_backward() inside `with optimizer.record_stats():` first"
+                )
+
+        if self.steps % self.inverse_interval == 0 or any(layer.a_eigvecs is None for layer in layers):
+            for layer in layers:
+                layer.update_eigen()
+
+        params: list[th.Tensor] = []
+        deltas: list[th.Tensor] = []
+        fisher_terms: list[th.Tensor] = []
+        for layer in layers:
+            grad = layer.grad_matrix(weight_decay)  # [out, in + 1]
+            delta = layer.precondition(grad, damping, weight_decay)  # [out, in + 1]
+            fisher_terms.append(th.sum(grad * delta))
+            params.extend(layer.params)
+            deltas.extend(layer.split(delta))
+        for fb_param in fallback:
+            assert fb_param.grad is not None
+            grad = fb_param.grad if weight_decay == 0.0 else fb_param.grad + weight_decay * fb_param
+            diag = self.state[fb_param].get("diag_fisher") if self.fallback == "diagonal" else None
+            delta = grad / (diag + (damping + weight_decay)) if diag is not None else grad.clone()
+            fisher_terms.append(th.sum(grad * delta))
+            params.append(fb_param)
+            deltas.append(delta)
+
+        # v = dtheta^T F_damped dtheta >= dtheta^T F_kfac dtheta
+        fisher_norm = th.stack(fisher_terms).sum()
+        if kl_clip is None:
+            step_size = th.full_like(fisher_norm, lr)
+        else:
+            # eta = min(lr, sqrt(2 delta / v)); v = 0 gives eta = lr
+            step_size = th.sqrt(2.0 * kl_clip / fisher_norm.clamp(min=th.finfo(fisher_norm.dtype).tiny)).clamp(max=lr)
+        th._foreach_mul_(deltas, step_size)
+        if momentum > 0.0:
+            buffers = []
+            for param in params:
+                state = self.state[param]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = th.zeros_like(param)
+                buffers.append(state["momentum_buffer"])
+            th._foreach_mul_(buffers, momentum)
+            th._foreach_add_(buffers, deltas, alpha=1.0 - momentum)
+            deltas = buffers
+        th._foreach_sub_(params, deltas)
+
+        self.steps += 1
+        self.last_step_info = {
+            "step_size": step_size,
+            "kl": 0.5 * step_size.square() * fisher_norm,
+            "fisher_norm": fisher_norm,
+            "damping": damping,
+        }
+        return loss
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["kfac"] = {
+            "steps": self.steps,
+            "stats_interval": self.stats_interval,
+            "inverse_interval": self.inverse_interval,
+            "fallback": self.fallback,
+            "layers": {layer.name: layer.state_dict() for layer in self.layers},
+        }
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        kfac_state = state_dict.pop("kfac", None)
+        if kfac_state is None:
+            raise ValueError("KFAC.load_state_dict: not a KFAC state dict (no 'kfac' entry)")
+        names = {layer.name for layer in self.layers}
+        saved = set(kfac_state["layers"])
+        if names != saved:
+            raise ValueError(
+                f"KFAC.load_state_dict: layer names differ; missing {sorted(names - saved)}, "
+                f"unexpected {sorted(saved - names)}"
+            )
+        super().load_state_dict(state_dict)
+        for layer in self.layers:
+            layer.load_state_dict(kfac_state["layers"][layer.name])
+        self.steps = int(kfac_state["steps"])
+        self.stats_interval = int(kfac_state["stats_interval"])
+        self.inverse_interval = int(kfac_state["inverse_interval"])
+        self.fallback = str(kfac_state["fallback"])
+        self._clear_batch()
+
+
+def fisher_backward(fisher_loss: th.Tensor, optimizers: Sequence[KFAC], retain_graph: bool = True) -> None:
+    """One backward pass of a sampled Fisher loss that records statistics for several K-FAC optimizers.
+
+    Gradients are requested only for the captured layer outputs (and diagonal-fallback parameters), so
+    weight gradients are not computed and no ``.grad`` is written.
+
+    :param fisher_loss: scalar, a mean over the batch of ``-log p(y_sampled | x)``.
+    :param optimizers: optimizers whose :meth:`KFAC.record_stats` context is active.
+    """
+    inputs = [t for opt in optimizers if opt._recording for t in opt.fisher_inputs()]
+    if not inputs:
+        return
+    th.autograd.grad(fisher_loss, inputs, retain_graph=retain_graph, allow_unused=True)

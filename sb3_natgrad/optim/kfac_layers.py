@@ -1,0 +1,287 @@
+"""Per-layer Kronecker factors for K-FAC.
+
+References:
+
+- Martens & Grosse (2015), "Optimizing Neural Networks with Kronecker-factored Approximate Curvature"
+  (K-FAC): the Fisher block of a fully connected layer ``s = W a`` is approximated by ``A (x) G`` with
+  ``A = E[a a^T]`` (the input ``a`` with an appended 1 for the bias, §3) and ``G = E[g g^T]``, ``g = dlog p / ds``
+  per sample; factored Tikhonov damping with the pi-correction (§6.3).
+- Grosse & Martens (2016), "A Kronecker-factored approximate Fisher matrix for convolution layers" (KFC):
+  for a convolution with ``|T|`` output locations, ``Omega = E[sum_t a_t a_t^T]`` over the expanded input
+  patches ``a_t`` (plus a 1 for the bias) and ``Gamma = E[(1 / |T|) sum_t g_t g_t^T]`` (their eq. 21-22),
+  so that ``F ~ Omega (x) Gamma``.
+
+Ideas on structure (one small class per layer kind, bias as an appended ones column instead of a
+rewritten model, state keyed by layer name) follow gpauloski/kfac-pytorch; the code is our own.
+
+Conventions: the loss whose gradients are recorded is a *mean* over the ``N`` samples of the batch (as
+every SB3 loss is), so the gradient w.r.t. a layer output is ``(1 / N) dlog p_n / ds_n``; it is multiplied
+back by ``N`` to obtain per-sample derivatives. Matrices use PyTorch's ``[out, in]`` layout; the
+Kronecker product acts on the row-major vectorisation of ``[out, in + 1]``, for which
+``(A (x) G)^-1 vec(V) = vec(G^-1 V A^-1)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch as th
+import torch.nn.functional as F
+from torch import nn
+
+#: Smallest factor trace used in the pi-correction (avoids 0 / 0 for layers that saw no signal).
+_TRACE_EPS = 1e-12
+
+
+def symmetric_eigh(matrix: th.Tensor, name: str = "") -> tuple[th.Tensor, th.Tensor]:
+    """Eigendecomposition of the symmetric part of a (PSD) Kronecker factor.
+
+    The matrix is symmetrised first (running averages accumulate rounding asymmetry); if ``eigh`` fails
+    to converge in the factor's precision it is retried in float64. Eigenvalues are clamped at 0: a
+    covariance is PSD, negative values are rounding.
+
+    :param matrix: ``[d, d]`` factor.
+    :param name: layer name for error messages.
+    :return: eigenvalues ``[d]`` (ascending, >= 0) and eigenvectors ``[d, d]`` (columns), in ``matrix.dtype``.
+    """
+    sym = 0.5 * (matrix + matrix.T)
+    try:
+        eigvals, eigvecs = th.linalg.eigh(sym)
+    except th.linalg.LinAlgError:
+        try:
+            eigvals, eigvecs = th.linalg.eigh(sym.double())
+        except th.linalg.LinAlgError as error:
+            raise RuntimeError(
+                f"K-FAC: eigendecomposition of a Kronecker factor of layer '{name}' failed even in float64; "
+                "the recorded statistics are probably not finite."
+            ) from error
+        eigvals, eigvecs = eigvals.to(matrix.dtype), eigvecs.to(matrix.dtype)
+    return eigvals.clamp(min=0.0), eigvecs
+
+
+class KroneckerFactoredLayer:
+    """K-FAC state of one ``nn.Linear`` or ``nn.Conv2d``: running factors, their eigendecompositions and the
+    statistics of the recording context in progress.
+
+    Subclasses define how the rows of ``a`` and ``g`` are extracted from the layer input and output gradient.
+
+    :param name: the layer's name in the module tree (state dicts are keyed by it).
+    :param module: the layer.
+    """
+
+    def __init__(self, name: str, module: nn.Linear | nn.Conv2d) -> None:
+        self.name = name
+        self.module = module
+        self.has_bias = module.bias is not None
+        # Running averages of the factors: A [in + 1, in + 1] (in = C * kh * kw for conv), G [out, out]
+        self.a_factor: th.Tensor | None = None
+        self.g_factor: th.Tensor | None = None
+        # Eigendecompositions (refreshed every Tf steps)
+        self.a_eigvals: th.Tensor | None = None
+        self.a_eigvecs: th.Tensor | None = None
+        self.g_eigvals: th.Tensor | None = None
+        self.g_eigvecs: th.Tensor | None = None
+        # Damped inverses (A + d_A I)^-1, (G + d_G I)^-1, cached per (damping, weight_decay)
+        self._a_inverse: th.Tensor | None = None
+        self._g_inverse: th.Tensor | None = None
+        self._inv_key: tuple[float, float] | None = None
+        # Batch statistics of the recording context in progress (sums over calls)
+        self._a_sum: th.Tensor | None = None
+        self._g_sum: th.Tensor | None = None
+        self._n_calls = 0
+        self.batch_size: int | None = None
+
+    @property
+    def params(self) -> list[th.Tensor]:
+        return [self.module.weight] if self.module.bias is None else [self.module.weight, self.module.bias]
+
+    # ------------------------------------------------------------------ statistics
+    def input_rows(self, inp: th.Tensor) -> tuple[th.Tensor, int]:
+        """Rows ``a_t`` of the layer input, without the bias column.
+
+        :return: ``[N * T, in]`` rows and ``N``, the number of samples.
+        """
+        raise NotImplementedError
+
+    def grad_rows(self, grad_output: th.Tensor) -> th.Tensor:
+        """Rows ``g_t`` of the gradient w.r.t. the layer output (as computed, i.e. still divided by ``N``).
+
+        :return: ``[N * T, out]``.
+        """
+        raise NotImplementedError
+
+    def accumulate(self, inp: th.Tensor, grad_output: th.Tensor) -> None:
+        """Add the factors of one recorded call (input and output gradient) to the context's sums."""
+        rows, n_samples = self.input_rows(inp)  # [N * T, in]
+        if self.has_bias:
+            rows = th.cat([rows, rows.new_ones(rows.shape[0], 1)], dim=1)  # [N * T, in + 1]
+        # Omega = (1 / N) sum_{n, t} a a^T  (= E[a a^T] for a dense layer, T = 1)
+        a_batch = rows.T @ (rows / n_samples)  # [in + 1, in + 1]
+        g_rows = self.grad_rows(grad_output) * n_samples  # per-sample derivatives, [N * T, out]
+        # Gamma = (1 / (N T)) sum_{n, t} g g^T
+        g_batch = g_rows.T @ (g_rows / g_rows.shape[0])  # [out, out]
+        if self._a_sum is None or self._g_sum is None:
+            self._a_sum, self._g_sum = a_batch, g_batch
+        else:
+            self._a_sum = self._a_sum + a_batch
+            self._g_sum = self._g_sum + g_batch
+        self._n_calls += 1
+        self.batch_size = n_samples
+
+    def fold(self, stat_decay: float) -> bool:
+        """Fold the context's statistics into the running averages (the first batch initialises them).
+
+        :return: whether the layer had recorded statistics.
+        """
+        if self._n_calls == 0 or self._a_sum is None or self._g_sum is None:
+            self.discard()
+            return False
+        a_batch, g_batch = self._a_sum / self._n_calls, self._g_sum / self._n_calls
+        if self.a_factor is None or self.g_factor is None:
+            self.a_factor, self.g_factor = a_batch, g_batch
+        else:
+            self.a_factor.mul_(stat_decay).add_(a_batch, alpha=1.0 - stat_decay)
+            self.g_factor.mul_(stat_decay).add_(g_batch, alpha=1.0 - stat_decay)
+        self.discard()
+        return True
+
+    def discard(self) -> None:
+        self._a_sum, self._g_sum, self._n_calls = None, None, 0
+
+    # ------------------------------------------------------------------ inverses
+    @property
+    def ready(self) -> bool:
+        return self.a_factor is not None
+
+    def update_eigen(self) -> None:
+        """Recompute the eigendecompositions of both factors."""
+        if self.a_factor is None or self.g_factor is None:
+            return
+        self.a_eigvals, self.a_eigvecs = symmetric_eigh(self.a_factor, self.name)
+        self.g_eigvals, self.g_eigvecs = symmetric_eigh(self.g_factor, self.name)
+        self._a_inverse, self._g_inverse, self._inv_key = None, None, None
+
+    def damping_terms(self, damping: float, weight_decay: float) -> tuple[th.Tensor, th.Tensor]:
+        """Factored Tikhonov damping (Martens & Grosse 2015, §6.3).
+
+        ``(A + pi gamma I) (x) (G + gamma / pi I)`` with ``gamma = sqrt(damping + weight_decay)`` and
+        ``pi = sqrt((tr(A) / dim A) / (tr(G) / dim G))``, the trace-norm choice of pi. The traces are those
+        of the factors as of the last eigendecomposition (sums of their eigenvalues), so that the damping
+        is consistent with the eigenbasis in use.
+
+        :return: ``(d_A, d_G)`` as 0-d tensors (no host sync).
+        """
+        if self.a_eigvals is None or self.g_eigvals is None:
+            raise RuntimeError(f"K-FAC: layer '{self.name}' has no inverse yet")
+        gamma = math.sqrt(damping + weight_decay)
+        a_norm = self.a_eigvals.mean().clamp(min=_TRACE_EPS)
+        g_norm = self.g_eigvals.mean().clamp(min=_TRACE_EPS)
+        pi = th.sqrt(a_norm / g_norm)
+        return pi * gamma, gamma / pi
+
+    def precondition(self, grad: th.Tensor, damping: float, weight_decay: float) -> th.Tensor:
+        """``(G + d_G I)^-1 V (A + d_A I)^-1``.
+
+        The damped inverses ``Q diag(1 / (lambda + d)) Q^T`` are formed from the eigendecompositions once per
+        inverse update (or damping change), so each step costs two matmuls per layer.
+
+        :param grad: ``V``, the gradient as an ``[out, in + 1]`` matrix.
+        """
+        key = (damping, weight_decay)
+        if self._a_inverse is None or self._g_inverse is None or self._inv_key != key:
+            if self.a_eigvecs is None or self.g_eigvecs is None or self.a_eigvals is None or self.g_eigvals is None:
+                raise RuntimeError(f"K-FAC: layer '{self.name}' has no inverse yet")
+            d_a, d_g = self.damping_terms(damping, weight_decay)
+            self._a_inverse = (self.a_eigvecs / (self.a_eigvals + d_a)) @ self.a_eigvecs.T  # [in + 1, in + 1]
+            self._g_inverse = (self.g_eigvecs / (self.g_eigvals + d_g)) @ self.g_eigvecs.T  # [out, out]
+            self._inv_key = key
+        return self._g_inverse @ grad @ self._a_inverse  # [out, in + 1]
+
+    # ------------------------------------------------------------------ layout
+    def grad_matrix(self, weight_decay: float) -> th.Tensor:
+        """The layer's gradient (plus ``weight_decay * theta``) as an ``[out, in (+ 1)]`` matrix."""
+        weight = self.module.weight
+        weight_grad = weight.grad if weight.grad is not None else th.zeros_like(weight)
+        grad = weight_grad.reshape(weight.shape[0], -1)
+        if weight_decay != 0.0:
+            grad = grad + weight_decay * weight.reshape(weight.shape[0], -1)
+        if self.module.bias is not None:
+            bias = self.module.bias
+            bias_grad = bias.grad if bias.grad is not None else th.zeros_like(bias)
+            if weight_decay != 0.0:
+                bias_grad = bias_grad + weight_decay * bias
+            grad = th.cat([grad, bias_grad.unsqueeze(1)], dim=1)
+        return grad
+
+    def split(self, matrix: th.Tensor) -> list[th.Tensor]:
+        """Inverse of :meth:`grad_matrix`'s layout: one tensor per parameter, shaped like it."""
+        weight = self.module.weight
+        n_in = weight[0].numel()
+        out = [matrix[:, :n_in].reshape(weight.shape)]
+        if self.module.bias is not None:
+            out.append(matrix[:, n_in])
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "a_factor": self.a_factor,
+            "g_factor": self.g_factor,
+            "a_eigvals": self.a_eigvals,
+            "a_eigvecs": self.a_eigvecs,
+            "g_eigvals": self.g_eigvals,
+            "g_eigvecs": self.g_eigvecs,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        device, dtype = self.module.weight.device, self.module.weight.dtype
+        for key in ("a_factor", "g_factor", "a_eigvals", "a_eigvecs", "g_eigvals", "g_eigvecs"):
+            value = state.get(key)
+            setattr(self, key, None if value is None else value.to(device=device, dtype=dtype).clone())
+        self._a_inverse, self._g_inverse, self._inv_key = None, None, None
+        self.discard()
+
+
+class LinearFactors(KroneckerFactoredLayer):
+    """``nn.Linear``: ``a`` is the input; leading dimensions other than the batch count as locations ``T``."""
+
+    module: nn.Linear
+
+    def input_rows(self, inp: th.Tensor) -> tuple[th.Tensor, int]:
+        return inp.reshape(-1, inp.shape[-1]), inp.shape[0]
+
+    def grad_rows(self, grad_output: th.Tensor) -> th.Tensor:
+        return grad_output.reshape(-1, grad_output.shape[-1])
+
+
+class Conv2dFactors(KroneckerFactoredLayer):
+    """``nn.Conv2d`` (KFC): ``a_t`` are the expanded input patches ``[C * kh * kw]`` at each output location."""
+
+    module: nn.Conv2d
+
+    def input_rows(self, inp: th.Tensor) -> tuple[th.Tensor, int]:
+        conv = self.module
+        assert not isinstance(conv.padding, str)  # excluded by make_layer_factors
+        # [N, C * kh * kw, T], patch layout (C, kh, kw) matches weight.reshape(out, -1)
+        patches = F.unfold(inp, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
+        return patches.transpose(1, 2).reshape(-1, patches.shape[1]), inp.shape[0]
+
+    def grad_rows(self, grad_output: th.Tensor) -> th.Tensor:
+        # [N, out, H', W'] -> [N * H' * W', out]
+        return grad_output.permute(0, 2, 3, 1).reshape(-1, grad_output.shape[1])
+
+
+def make_layer_factors(name: str, module: nn.Module) -> KroneckerFactoredLayer | None:
+    """K-FAC state for a supported layer, or ``None`` (grouped, string-padded (``"same"``) or non-zero-padded
+    convolutions and other modules are left to the optimizer's fallback)."""
+    if isinstance(module, nn.Linear):
+        return LinearFactors(name, module)
+    if (
+        isinstance(module, nn.Conv2d)
+        and module.groups == 1
+        and module.padding_mode == "zeros"
+        and not isinstance(module.padding, str)
+    ):
+        return Conv2dFactors(name, module)
+    return None
