@@ -1,0 +1,111 @@
+"""The table of comparisons: one :class:`~benchmarks.spec.Suite` per algorithm family.
+
+Adding an algorithm's benchmark is adding one ``Suite`` (a list of entries) to :data:`SUITES`. Classes
+are import-path strings resolved only when a run starts, so a suite may name a class before it exists.
+Hyperparameters come from zoo YAMLs (``"trpo"`` = this repository's ``hyperparams/trpo.yml`` when it
+exists, else rl-zoo3's; ``"rl_zoo3:a2c"`` = rl-zoo3's); ``kwargs`` override single keys in zoo syntax.
+
+Budgets of the ``full`` profile are the zoo's ``n_timesteps`` unless the issue fixes them; the
+``quick`` profile is a short end-to-end check (a few minutes on two cores), not a result.
+"""
+
+from __future__ import annotations
+
+from benchmarks.spec import Algo, Budget, Entry, Suite
+
+# --------------------------------------------------------------------------------------------------
+# smoke: two existing SB3 algorithms, to check the harness itself end to end.
+# --------------------------------------------------------------------------------------------------
+SMOKE = Suite(
+    name="smoke",
+    description="Harness check: SB3 A2C and its Adam variant (candidates) against SB3 PPO (reference), zoo hyperparameters.",
+    entries=[
+        Entry(
+            "CartPole-v1",
+            reference=Algo("PPO", "stable_baselines3:PPO", zoo="rl_zoo3:ppo"),
+            candidates=[
+                Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c"),
+                # A variant of a candidate is one more Algo with a kwargs override (here: Adam instead of RMSprop).
+                Algo("A2C use_rms_prop=False", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", kwargs={"use_rms_prop": False}),
+            ],
+            quick=Budget(50_000, seeds=3, eval_freq=5_000, n_eval_episodes=5, n_final_episodes=10),
+            full=Budget(100_000, seeds=5, eval_freq=5_000, n_eval_episodes=10, n_final_episodes=20),
+        ),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# trpo: sb3_natgrad's TRPO against sb3-contrib's, identical zoo hyperparameters (hyperparams/trpo.yml,
+# rl-zoo3's trpo.yml until that file exists), plus two variants of the candidate.
+# --------------------------------------------------------------------------------------------------
+def _trpo_entry(env_id: str, full_steps: int, quick_steps: int, zoo_keys: tuple[str, ...] = ()) -> Entry:
+    """One env of the ``trpo`` suite: contrib TRPO, natgrad TRPO and its two variants."""
+    return Entry(
+        env_id,
+        reference=Algo("TRPO (sb3-contrib)", "sb3_contrib:TRPO", zoo="trpo", zoo_keys=zoo_keys),
+        candidates=[
+            Algo("TRPO", "sb3_natgrad:TRPO", zoo="trpo", zoo_keys=zoo_keys),
+            Algo(
+                "TRPO critic=trust_region",
+                "sb3_natgrad:TRPO",
+                zoo="trpo",
+                zoo_keys=zoo_keys,
+                kwargs={"critic": "trust_region"},
+            ),
+            Algo("TRPO line_search=False", "sb3_natgrad:TRPO", zoo="trpo", zoo_keys=zoo_keys, kwargs={"line_search": False}),
+        ],
+        quick=Budget(quick_steps, seeds=2, n_eval_episodes=3, n_final_episodes=5),
+        full=Budget(full_steps, seeds=5, eval_freq=full_steps // 20, n_eval_episodes=10, n_final_episodes=20),
+    )
+
+
+TRPO = Suite(
+    name="trpo",
+    description="sb3_natgrad TRPO (and its critic=trust_region / line_search=False variants) against sb3-contrib TRPO.",
+    entries=[
+        _trpo_entry("CartPole-v1", 100_000, 20_000),
+        _trpo_entry("Pendulum-v1", 100_000, 20_000),
+        _trpo_entry("LunarLander-v3", 200_000, 20_000),
+        _trpo_entry("HalfCheetah-v5", 1_000_000, 20_000, zoo_keys=("HalfCheetah-v4",)),
+        _trpo_entry("Hopper-v5", 1_000_000, 20_000, zoo_keys=("Hopper-v4",)),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# acktr: sb3_natgrad's ACKTR (hyperparams/acktr.yml) against SB3 A2C (rl-zoo3's a2c.yml), with the
+# reference's n_envs, n_steps and network so that both see the same batches.
+# --------------------------------------------------------------------------------------------------
+_SAME_BATCH_AND_NETWORK = ("n_envs", "n_steps", "policy_kwargs")
+
+
+def _acktr_entry(env_id: str, full_steps: int, quick_steps: int, zoo_keys: tuple[str, ...] = ()) -> Entry:
+    """One env of the ``acktr`` suite: A2C against ACKTR at equal batch and network."""
+    return Entry(
+        env_id,
+        reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=zoo_keys),
+        candidates=[
+            Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr", zoo_keys=zoo_keys, share_with_reference=_SAME_BATCH_AND_NETWORK),
+        ],
+        quick=Budget(quick_steps, seeds=2, n_eval_episodes=3, n_final_episodes=5),
+        full=Budget(full_steps, seeds=5, eval_freq=full_steps // 20, n_eval_episodes=10, n_final_episodes=20),
+    )
+
+
+ACKTR = Suite(
+    name="acktr",
+    description="sb3_natgrad ACKTR against SB3 A2C with the same n_envs, n_steps and network.",
+    entries=[
+        # Budgets: a2c.yml's n_timesteps (CartPole 5e5, LunarLander 2e5, Pendulum 1e6, MuJoCo 1e6).
+        _acktr_entry("CartPole-v1", 500_000, 20_000),
+        _acktr_entry("LunarLander-v3", 200_000, 20_000),
+        _acktr_entry("Pendulum-v1", 1_000_000, 20_000),
+        _acktr_entry("HalfCheetah-v5", 1_000_000, 20_000, zoo_keys=("HalfCheetah-v4",)),
+        _acktr_entry("Hopper-v5", 1_000_000, 20_000, zoo_keys=("Hopper-v4",)),
+    ],
+)
+
+
+#: Every suite by name (``python -m benchmarks.run --suite NAME``).
+SUITES: dict[str, Suite] = {suite.name: suite for suite in (SMOKE, TRPO, ACKTR)}

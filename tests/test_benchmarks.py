@@ -1,0 +1,305 @@
+"""Tests of the benchmark harness (``benchmarks/``): zoo conversion, planning and resuming, the report,
+one real worker subprocess, and the ``train()`` overhead measurement."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch as th
+
+# benchmarks/ is a top-level folder of the repository, not part of the installed package.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.harness import append_record, read_records, run_suite, split_pending  # noqa: E402
+from benchmarks.overhead import (  # noqa: E402
+    OnPolicyProtocol,
+    OverheadSettings,
+    _Snapshot,
+    matched_hyperparams,
+    measure_pair,
+)
+from benchmarks.report import first_reach, latest_records, mean_curve, summarize, write_report  # noqa: E402
+from benchmarks.spec import Algo, Budget, Entry, Suite, load_class, plan_runs, resolve_entry  # noqa: E402
+from benchmarks.suites import SUITES  # noqa: E402
+from benchmarks.zoo import convert_hyperparams, find_zoo_file, load_zoo_entry  # noqa: E402
+
+# --------------------------------------------------------------------------------------------------
+# Zoo YAML -> constructor kwargs
+# --------------------------------------------------------------------------------------------------
+
+
+def test_rl_zoo3_entry_converts_like_the_zoo() -> None:
+    raw, path, key = load_zoo_entry("rl_zoo3:a2c", "Pendulum-v1")
+    assert key == "Pendulum-v1" and path.name == "a2c.yml"
+    config = convert_hyperparams(raw)
+    assert config.n_envs == 8 and config.n_timesteps == 1_000_000
+    assert config.normalize and config.normalize_kwargs == {"gamma": 0.9}  # the zoo copies the algorithm's gamma
+    kwargs = config.algo_kwargs
+    assert not {"n_envs", "n_timesteps", "normalize"} & set(kwargs)
+    assert kwargs["policy_kwargs"] == {"log_std_init": -2, "ortho_init": False}
+    assert kwargs["learning_rate"](1.0) == pytest.approx(7e-4) and kwargs["learning_rate"](0.5) == pytest.approx(3.5e-4)
+    assert kwargs["use_sde"] is True and kwargs["gamma"] == 0.9
+
+
+def test_custom_yaml_conversion_and_lookup(tmp_path: Path) -> None:
+    yml = tmp_path / "algo.yml"
+    yml.write_text(
+        """
+default:
+  n_timesteps: !!float 1e4
+  policy: 'MlpPolicy'
+Hopper-v4:
+  n_envs: 4
+  n_timesteps: !!float 1e6
+  policy: 'MlpPolicy'
+  normalize: "dict(norm_obs=True, norm_reward=False)"
+  policy_kwargs: "dict(net_arch=[8, 8], activation_fn=nn.ReLU)"
+  learning_rate: 0.001
+  clip_range: lin_0.2
+  train_freq: [1, "episode"]
+  frame_stack: 2
+  env_wrapper:
+    - gymnasium.wrappers.TimeLimit:
+        max_episode_steps: 100
+  noise_type: normal
+  noise_std: 0.1
+"""
+    )
+    raw, _, key = load_zoo_entry(yml, "Hopper-v5", fallback_keys=("Hopper-v4",))
+    assert key == "Hopper-v4"
+    assert load_zoo_entry(yml, "CartPole-v1")[2] == "default"
+    config = convert_hyperparams(raw)
+    kwargs = config.algo_kwargs
+    assert kwargs["policy_kwargs"] == {"net_arch": [8, 8], "activation_fn": th.nn.ReLU}
+    assert kwargs["learning_rate"](0.3) == pytest.approx(1e-3)  # numbers become constant schedules
+    assert kwargs["clip_range"](0.5) == pytest.approx(0.1)
+    assert kwargs["train_freq"] == (1, "episode")
+    assert config.normalize and config.normalize_kwargs == {"norm_obs": True, "norm_reward": False}
+    assert config.frame_stack == 2 and config.noise_type == "normal" and config.noise_std == 0.1
+    assert config.env_wrapper is not None
+    assert set(kwargs) == {"policy", "policy_kwargs", "learning_rate", "clip_range", "train_freq"}
+    with pytest.raises(FileNotFoundError, match="no_such_algo"):
+        find_zoo_file("rl_zoo3:no_such_algo")
+
+
+def test_shared_keys_come_from_the_reference(tmp_path: Path) -> None:
+    yml = tmp_path / "cand.yml"
+    yml.write_text("CartPole-v1:\n  n_envs: 2\n  n_steps: 64\n  policy: 'MlpPolicy'\n  gamma: 0.95\n")
+    entry = Entry(
+        "CartPole-v1",
+        reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c"),
+        candidates=[Algo("cand", "stable_baselines3:A2C", zoo=str(yml), share_with_reference=("n_envs", "n_steps"))],
+        quick=Budget(100, seeds=1),
+        full=Budget(100, seeds=1),
+    )
+    resolved = resolve_entry(entry)
+    # n_envs from a2c.yml; n_steps is not in a2c.yml, so it is A2C's constructor default.
+    assert resolved["cand"].hyperparams == {"n_envs": 8, "n_steps": 5, "policy": "MlpPolicy", "gamma": 0.95}
+    assert "n_timesteps" not in resolved["A2C"].hyperparams
+
+
+def test_suites_are_well_formed() -> None:
+    assert {"smoke", "trpo", "acktr"} <= set(SUITES)
+    trpo = SUITES["trpo"]
+    assert [e.env_id for e in trpo.entries] == ["CartPole-v1", "Pendulum-v1", "LunarLander-v3", "HalfCheetah-v5", "Hopper-v5"]
+    for entry in trpo.entries:
+        assert entry.reference.cls == "sb3_contrib:TRPO"
+        assert {a.cls for a in entry.candidates} == {"sb3_natgrad:TRPO"}
+        # Identical hyperparameters: same YAML and keys for every algorithm; variants differ by one kwarg.
+        assert {(a.zoo, a.zoo_keys) for a in entry.algos} == {(entry.reference.zoo, entry.reference.zoo_keys)}
+    assert load_class("stable_baselines3:PPO").__name__ == "PPO"
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning and resuming
+# --------------------------------------------------------------------------------------------------
+
+
+def _tiny_suite(timesteps: int = 500, seeds: int = 2) -> Suite:
+    a2c = {"n_envs": 2, "n_steps": 8}
+    return Suite(
+        "tiny",
+        "test suite",
+        [
+            Entry(
+                "CartPole-v1",
+                reference=Algo("ref", "stable_baselines3:A2C", kwargs=a2c),
+                candidates=[
+                    Algo("cand", "stable_baselines3:A2C", kwargs={**a2c, "use_rms_prop": False}),
+                    Algo("cand2", "stable_baselines3:A2C", kwargs={**a2c, "gamma": 0.9}),
+                ],
+                quick=Budget(timesteps, seeds=seeds, eval_freq=250, n_eval_episodes=1, n_final_episodes=2),
+                full=Budget(10 * timesteps, seeds=seeds),
+            )
+        ],
+    )
+
+
+def test_plan_interleaves_and_resume_skips_done_runs(tmp_path: Path) -> None:
+    runs = plan_runs(_tiny_suite(), "quick")
+    assert [(r.label, r.seed) for r in runs] == [
+        ("cand", 0), ("cand2", 0), ("ref", 0), ("cand", 1), ("cand2", 1), ("ref", 1)
+    ]  # fmt: skip
+    assert [r.role for r in runs[:3]] == ["candidate", "candidate", "reference"]
+
+    results = tmp_path / "results.jsonl"
+    done = runs[1].to_dict() | {"config_hash": runs[1].config_hash()}
+    changed = runs[4].to_dict() | {"config_hash": "not-the-same"}
+    other_profile = runs[0].to_dict() | {"profile": "full", "config_hash": runs[0].config_hash()}
+    for record in (done, changed, other_profile):
+        append_record(results, record)
+    pending, stale = split_pending(runs, read_records(results))
+    assert [(r.label, r.seed) for r in pending] == [("cand", 0), ("ref", 0), ("cand", 1), ("ref", 1)]
+    assert [(r.label, r.seed) for r in stale] == [("cand2", 1)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------------
+
+
+def _record(
+    label: str, role: str, seed: int, final: float, curve: list[float], train_s: float, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "suite": "synthetic",
+        "profile": "quick",
+        "env_id": "CartPole-v1",
+        "label": label,
+        "role": role,
+        "algo": f"pkg:{label}",
+        "seed": seed,
+        "n_timesteps": 100,
+        "config_hash": "h",
+        "final": {"mean": final, "std": 1.0, "n_episodes": 2},
+        "curve": {"timesteps": [0, 50, 100], "mean": curve, "std": [0.0] * 3},
+        "train_wall_s": train_s,
+        "eval_wall_s": 1.0,
+        "steps_per_s": 100 / train_s,
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "meta": {"jobs": 1, "git_commit": "abc"},
+        **extra,
+    }
+
+
+def test_report_numbers_match_hand_computation(tmp_path: Path) -> None:
+    records = [
+        _record("R", "reference", 0, 100.0, [0.0, 100.0, 100.0], 10.0),
+        _record("R", "reference", 1, 200.0, [0.0, 150.0, 200.0], 20.0),
+        _record("R", "reference", 2, 150.0, [0.0, 125.0, 150.0], 40.0),
+        _record("C", "candidate", 0, 160.0, [0.0, 160.0, 160.0], 5.0),
+        _record("C", "candidate", 1, 190.0, [0.0, 140.0, 190.0], 40.0),
+        _record("C", "candidate", 2, 130.0, [0.0, 150.0, 130.0], 32.0),
+        _record("C", "candidate", 2, 999.0, [0.0, 0.0, 0.0], 1.0, profile="full"),  # another profile: ignored
+    ]
+    for record in records:
+        append_record(tmp_path / "results.jsonl", record)
+    # A run written twice counts once (the last line).
+    append_record(tmp_path / "results.jsonl", _record("C", "candidate", 2, 130.0, [0.0, 150.0, 130.0], 32.0))
+
+    rows = {row.label: row for row in summarize(latest_records(read_records(tmp_path / "results.jsonl"), "quick"))}
+    ref, cand = rows["R"], rows["C"]
+    assert (ref.role, ref.n_seeds, cand.n_seeds) == ("reference", 3, 3)
+    assert ref.final_mean == pytest.approx(150.0) and ref.final_std == pytest.approx(np.std([100, 200, 150]))
+    assert cand.final_mean == pytest.approx(160.0) and cand.final_std == pytest.approx(np.std([160, 190, 130]))
+    # learn() time ratios per seed: 0.5, 2.0, 0.8 -> median 0.8 (the mean would be 1.1).
+    assert cand.time_ratio == pytest.approx(0.8) and ref.time_ratio == pytest.approx(1.0)
+    assert cand.steps_per_s == pytest.approx(np.median([100 / 5, 100 / 40, 100 / 32]))
+    # Reference mean curve [0, 125, 150] reaches its final mean 150 at t=100; candidate [0, 150, 160] at t=50.
+    assert ref.reach_timestep == 100 and cand.reach_timestep == 50 and cand.reach_ratio == pytest.approx(0.5)
+
+    md_path = write_report(tmp_path, "quick")
+    assert md_path is not None
+    text = md_path.read_text()
+    assert "| CartPole-v1 | C (`pkg:C`) | candidate | 100 | 3 | 160.0 ± 24.5 |" in text
+    assert "| 0.80 | 50 | 0.50 |" in text
+    png = tmp_path / "CartPole-v1.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert write_report(tmp_path, "no-such-profile") is None
+
+
+def test_curve_helpers() -> None:
+    runs = [
+        {"curve": {"timesteps": [0, 10, 20], "mean": [0.0, 1.0, 2.0]}},
+        {"curve": {"timesteps": [0, 12, 20, 30], "mean": [0.0, 3.0, 3.0, 9.0]}},
+    ]
+    t, mean, std = mean_curve(runs)
+    # The second seed is interpolated onto the first one's grid: 3.0 * 10 / 12 = 2.5 at t=10.
+    assert list(t) == [0, 10, 20] and mean == pytest.approx([0.0, 1.75, 2.5]) and std == pytest.approx([0.0, 0.75, 0.5])
+    assert first_reach(t, mean, 1.75) == 10 and first_reach(t, mean, 3.0) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# One real run in a worker subprocess, then a resume that runs nothing
+# --------------------------------------------------------------------------------------------------
+
+
+def test_subprocess_run_appends_json_line_and_resumes(tmp_path: Path) -> None:
+    suite = _tiny_suite(timesteps=500, seeds=1)
+    kwargs: dict[str, Any] = {"work_dir": tmp_path / "work", "only_algo": ["cand", "ref"], "log": lambda _: None}
+    summary = run_suite(suite, "quick", tmp_path, jobs=2, **kwargs)
+    assert not summary.failed, [o.log_path.read_text()[-2000:] for o in summary.failed]
+    records = read_records(tmp_path / "results.jsonl")
+    assert sorted(r["label"] for r in records) == ["cand", "ref"]
+    record = records[0]
+    assert record["num_timesteps"] >= 500 and record["n_envs"] == 2 and record["meta"]["jobs"] == 2
+    assert record["curve"]["timesteps"][0] == 0 and record["curve"]["timesteps"][-1] == record["num_timesteps"]
+    assert record["curve"]["mean"][-1] == record["final"]["mean"] and record["final"]["n_episodes"] == 2
+    assert 0 < record["train_wall_s"] <= record["learn_wall_s"] and record["steps_per_s"] > 0
+    assert record["torch_threads"] == 1
+    json.dumps(record)
+
+    again = run_suite(suite, "quick", tmp_path, jobs=1, **kwargs)
+    assert (again.planned, again.skipped, again.finished) == (2, 2, [])
+    assert len(read_records(tmp_path / "results.jsonl")) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# train() overhead
+# --------------------------------------------------------------------------------------------------
+
+
+def test_overhead_calls_repeat_the_same_work() -> None:
+    from stable_baselines3 import A2C, PPO
+    from stable_baselines3.common.utils import set_random_seed
+
+    ref = PPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=8, n_epochs=2, seed=0, device="cpu")
+    cand = A2C("MlpPolicy", "CartPole-v1", n_steps=16, seed=1, device="cpu")
+    protocol = OnPolicyProtocol()
+    protocol.prepare(ref, cand, OverheadSettings(repeats=1))
+    assert np.array_equal(cand.rollout_buffer.observations, ref.rollout_buffer.observations)
+    snapshot = _Snapshot(ref, ref.rollout_buffer)
+    before = [p.detach().clone() for p in ref.policy.parameters()]
+    after = []
+    for _ in range(2):
+        snapshot.restore(ref, ref.rollout_buffer)
+        set_random_seed(0)
+        ref.train()
+        after.append([p.detach().clone() for p in ref.policy.parameters()])
+    # Each call changed the parameters, and both calls changed them identically.
+    assert not all(th.equal(a, b) for a, b in zip(before, after[0], strict=True))
+    assert all(th.equal(a, b) for a, b in zip(*after, strict=True))
+
+
+def test_measure_pair_on_policy() -> None:
+    hp = {"policy": "MlpPolicy", "n_envs": 2, "n_steps": 16, "policy_kwargs": "dict(net_arch=[16])"}
+    result = measure_pair(
+        "CartPole-v1",
+        ("A2C", "stable_baselines3:A2C", {"policy": "MlpPolicy", "n_steps": 5}),
+        ("PPO", "stable_baselines3:PPO", {**hp, "batch_size": 16, "n_epochs": 2}),
+        OverheadSettings(repeats=3, warmup=0),
+    )
+    # The candidate trained with the reference's network and batch, from the same parameters.
+    assert matched_hyperparams({"n_steps": 5}, hp, load_class("stable_baselines3:A2C"))["n_steps"] == 16
+    assert result["candidate_hyperparams"]["policy_kwargs"] == "dict(net_arch=[16])"
+    assert result["same_initial_parameters"] and result["samples_per_call"] == 32 and result["kind"] == "on-policy"
+    assert len(result["candidate_times_s"]) == len(result["reference_times_s"]) == 3
+    ratios = np.array(result["candidate_times_s"]) / np.array(result["reference_times_s"])
+    assert result["median_ratio"] == pytest.approx(np.median(ratios))
