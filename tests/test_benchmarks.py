@@ -4,7 +4,6 @@ one real worker subprocess, and the ``train()`` overhead measurement."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +11,21 @@ import numpy as np
 import pytest
 import torch as th
 
-# benchmarks/ is a top-level folder of the repository, not part of the installed package.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from benchmarks.harness import append_record, read_records, run_suite, split_pending  # noqa: E402
-from benchmarks.overhead import (  # noqa: E402
+from benchmarks.harness import append_record, read_records, run_suite, split_pending
+from benchmarks.overhead import (
     OnPolicyProtocol,
     OverheadSettings,
     _Snapshot,
     matched_hyperparams,
     measure_pair,
 )
-from benchmarks.report import first_reach, latest_records, mean_curve, summarize, write_report  # noqa: E402
-from benchmarks.spec import Algo, Budget, Entry, Suite, load_class, plan_runs, resolve_entry  # noqa: E402
-from benchmarks.suites import SUITES  # noqa: E402
-from benchmarks.zoo import convert_hyperparams, find_zoo_file, load_zoo_entry  # noqa: E402
+from benchmarks.report import first_reach, latest_records, mean_curve, summarize, write_report
+from benchmarks.spec import Algo, Budget, Entry, Suite, load_class, plan_runs, resolve_entry
+from benchmarks.suites import SUITES
+from benchmarks.zoo import convert_hyperparams, find_zoo_file, load_zoo_entry
+
+# benchmarks/ is a top-level folder of the repository, on the path through pytest's ``pythonpath``.
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------------------------------
 # Zoo YAML -> constructor kwargs
