@@ -56,7 +56,7 @@ def _trpo_entry(env_id: str, full_steps: int, quick_steps: int, zoo_keys: tuple[
             Algo("TRPO line_search=False", "sb3_natgrad:TRPO", zoo="trpo", zoo_keys=zoo_keys, kwargs={"line_search": False}),
         ],
         quick=Budget(quick_steps, seeds=2, n_eval_episodes=3, n_final_episodes=5),
-        full=Budget(full_steps, seeds=5, eval_freq=full_steps // 20, n_eval_episodes=10, n_final_episodes=20),
+        full=Budget(full_steps, seeds=3, eval_freq=full_steps // 20, n_eval_episodes=5, n_final_episodes=10),
     )
 
 
@@ -89,7 +89,7 @@ def _acktr_entry(env_id: str, full_steps: int, quick_steps: int, zoo_keys: tuple
             Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr", zoo_keys=zoo_keys, share_with_reference=_SAME_BATCH_AND_NETWORK),
         ],
         quick=Budget(quick_steps, seeds=2, n_eval_episodes=3, n_final_episodes=5),
-        full=Budget(full_steps, seeds=5, eval_freq=full_steps // 20, n_eval_episodes=10, n_final_episodes=20),
+        full=Budget(full_steps, seeds=3, eval_freq=full_steps // 20, n_eval_episodes=5, n_final_episodes=10),
     )
 
 
