@@ -10,5 +10,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-HYPERPARAMS_SAMPLER: dict[str, Callable[..., dict[str, Any]]] = {}
-HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+import optuna
+from rl_zoo3.hyperparams_opt import convert_onpolicy_params
+
+
+def sample_acktr_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """ACKTR: A2C's rollout settings plus the K-FAC trust region (eta_max, delta, damping) of each network."""
+    sampled: dict[str, Any] = {
+        "n_steps": trial.suggest_categorical("n_steps", [5, 8, 16, 20, 32, 64]),
+        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 0.0001, 0.03, log=True),
+        "one_minus_gae_lambda": trial.suggest_float("one_minus_gae_lambda", 0.0001, 0.1, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 1.0, log=True),
+        "kl_clip": trial.suggest_float("kl_clip", 1e-4, 1e-2, log=True),
+        "vf_kl_clip": trial.suggest_float("vf_kl_clip", 1e-3, 0.3, log=True),
+        "damping": trial.suggest_float("damping", 1e-3, 0.1, log=True),
+        "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),
+        "net_arch": trial.suggest_categorical("net_arch", ["small", "medium"]),
+        "activation_fn": trial.suggest_categorical("activation_fn", ["tanh", "relu"]),
+        "vf_activation_fn": trial.suggest_categorical("vf_activation_fn", ["tanh", "elu"]),
+    }
+    trial.set_user_attr("gamma", 1 - sampled["one_minus_gamma"])
+    return convert_onpolicy_params(sampled)
+
+
+HYPERPARAMS_SAMPLER: dict[str, Callable[..., dict[str, Any]]] = {
+    "acktr": sample_acktr_params,
+}
+# The plugin's options are plain keyword arguments: the zoo's converter passes them through.
+HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "acktr": convert_onpolicy_params,
+}

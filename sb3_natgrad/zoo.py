@@ -9,7 +9,6 @@ exist (``trpo``): the plugin's classes accept every sb3-contrib argument, so the
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,16 +16,13 @@ from pathlib import Path
 def hyperparams_dir() -> Path:
     """Folder holding the plugin's ``<algo>.yml`` files.
 
-    Inside an installed wheel it is the package ``sb3_natgrad.hyperparams``; in a source checkout it is
-    the repository's top-level ``hyperparams/``.
+    An installed wheel ships them inside the package (``sb3_natgrad/hyperparams/``, mapped from the
+    repository's top-level ``hyperparams/`` by pyproject.toml); in a source checkout or an editable
+    install they are the repository's top-level ``hyperparams/``.
     """
-    try:
-        path = Path(str(importlib.resources.files("sb3_natgrad.hyperparams")))
-        if path.is_dir():
-            return path
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "hyperparams"
+    package = Path(__file__).resolve().parent
+    installed = package / "hyperparams"
+    return installed if installed.is_dir() else package.parent / "hyperparams"
 
 
 def register() -> None:

@@ -402,7 +402,6 @@ def test_stats_interval_skips_recording() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(lr=0.0), "lr"),
         (dict(lr=-1.0), "lr"),
         (dict(kl_clip=0.0), "kl_clip"),
         (dict(damping=0.0), "damping"),

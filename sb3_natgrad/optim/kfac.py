@@ -27,9 +27,10 @@ What ``step`` computes (``g`` is the gradient plus ``weight_decay * theta``):
    ``d_G = gamma / pi``, ``gamma = sqrt(damping + weight_decay)``; other parameters use the fallback
    (see :class:`KFAC`).
 2. ``v = sum_l <g_l, dtheta_l> = dtheta^T F_damped dtheta`` where ``F_damped`` is the damped block-diagonal
-   K-FAC Fisher. Since every damping term is PSD, ``dtheta^T F_kfac dtheta <= v``: ``v`` is a (cheap)
-   upper bound on the Fisher norm of the step. OpenAI baselines' ``kfac.py`` computes the same quantity
-   (times ``lr^2``).
+   K-FAC Fisher *as of the last inverse update* (between updates the factors keep moving; the
+   preconditioner and hence the trust region use the decomposed ones). Since every damping term is
+   PSD, ``dtheta^T F_kfac dtheta <= v``: ``v`` is a (cheap) upper bound on the Fisher norm of the step.
+   OpenAI baselines' ``kfac.py`` computes the same quantity (times ``lr^2``).
 3. ``eta = min(lr, sqrt(2 kl_clip / v))``, so that the quadratic model of the KL divergence of the fresh
    step, ``0.5 eta^2 dtheta^T F dtheta``, is at most ``kl_clip``. (Baselines compares ``lr^2 v`` with its
    ``clip_kl`` without the factor 2, i.e. its ``clip_kl`` is ``2 kl_clip`` here.)
@@ -99,7 +100,7 @@ class KFAC(Optimizer):
 
     :param model: module tree to precondition (its ``named_modules`` names key the state dict), or a
         sequence of ``(name, module)`` pairs.
-    :param lr: ``eta_max``, the largest step scale.
+    :param lr: ``eta_max``, the largest step scale (>= 0).
     :param params: parameters to optimize (default: all parameters of ``model`` that require grad).
     :param kl_clip: trust-region radius ``delta`` on the quadratic KL model of the step; ``None`` disables
         the trust region (``eta = lr``).
@@ -127,7 +128,7 @@ class KFAC(Optimizer):
         inverse_interval: int = 10,
         fallback: str = "diagonal",
     ) -> None:
-        _check_float("lr", lr, 0.0, low_open=True)
+        _check_float("lr", lr, 0.0)  # 0 is a valid (frozen) rate, e.g. rl-zoo's enjoy loads with lr 0
         if kl_clip is not None:
             _check_float("kl_clip", kl_clip, 0.0, low_open=True)
         _check_float("damping", damping, 0.0, low_open=True)

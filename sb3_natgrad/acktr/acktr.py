@@ -1,0 +1,431 @@
+"""ACKTR: actor-critic using a Kronecker-factored trust region.
+
+Wu, Mansimov, Liao, Grosse & Ba (2017), "Scalable trust-region method for deep reinforcement learning
+using Kronecker-factored approximation" (https://arxiv.org/abs/1708.05144). A2C's synchronous rollouts
+and loss, optimized with K-FAC (Martens & Grosse 2015; Grosse & Martens 2016 for convolutions) and the
+trust-region step size ``eta = min(eta_max, sqrt(2 delta / (dtheta^T F dtheta)))`` (§3.2), see
+:class:`sb3_natgrad.optim.KFAC`.
+
+Implementation details (each marked in the code):
+
+1. Fisher of the actor: ``-log pi(a~ | s)`` with ``a~`` *sampled from the current policy* (§3.1), not
+   the rollout actions (that would be the empirical Fisher).
+2. Fisher of the critic (Gauss-Newton): the value output is read as ``N(v; V(s), 1)``; the sampled loss
+   is ``0.5 (V(s) - v~)^2`` with ``v~ = V(s).detach() + N(0, 1)``, whose gradient is the score.
+3. Shared trunk (e.g. ``CnnPolicy``): one K-FAC optimizer with the Fisher of
+   ``p(a, v | s) = pi(a | s) N(v; V(s), 1)``; the critic term of the sampled loss is weighted by
+   ``vf_fisher_coef`` (Fisher ``F_pi + vf_fisher_coef^2 F_v``). Baselines' loss has no 0.5, so its
+   ``vf_fisher_coef=1`` corresponds to ``vf_fisher_coef=2`` here.
+4. Separate networks (``MlpPolicy``: no shared parameters): two K-FAC optimizers with their own
+   ``eta_max`` / ``delta`` / damping / weight decay (``vf_*``), as in the paper's MuJoCo code, whose
+   critic uses ELU (``vf_activation_fn="elu"``) and weight decay (``vf_weight_decay``).
+5. The statistics and the losses come from one forward pass; the Fisher backward requests gradients of
+   the layer outputs only (:func:`sb3_natgrad.optim.fisher_backward`), then the A2C loss is backpropagated.
+6. ``max_grad_norm`` (off by default) clips the raw gradient before preconditioning. With an active
+   trust region the step does not depend on the gradient's scale; when ``eta = eta_max`` clipping
+   shrinks the natural-gradient step, and since the critic's gradient dominates the joint norm it
+   throttles both networks (on CartPole-v1 ``max_grad_norm=0.5`` kept the critic from learning).
+
+Defaults follow OpenAI baselines' ``acktr`` (Atari): ``n_steps=20``, ``learning_rate=0.25`` (eta_max),
+``kl_clip=0.001`` (here the paper's delta; baselines' ``kfac_clip=0.001`` bounds ``eta^2 v`` instead of
+``0.5 eta^2 v``, i.e. delta = 0.0005), ``momentum=0.9``, ``damping=0.01``, ``stat_decay=0.99``,
+``ent_coef=0.01``, ``vf_coef=0.5``, no gradient clipping; baselines recomputes inverses every step
+asynchronously, here every ``inverse_interval=10`` steps (as ikostrikov's PyTorch port). A separate
+critic (not in the Atari set-up) gets ``vf_kl_clip=0.01``: with the actor's 0.001 its RMS change per
+update is limited to sqrt(2 * 0.001) ~ 0.045 and it lagged far behind the returns on CartPole-v1.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import ExitStack
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.distributions import Distribution, StateDependentNoiseDistribution
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, explained_variance, update_learning_rate
+from torch import nn
+from torch.nn import functional as F
+
+from sb3_natgrad.acktr.policies import ACKTRPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy
+from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
+from sb3_natgrad.optim.kfac import FALLBACKS, KFAC, fisher_backward
+
+SelfACKTR = TypeVar("SelfACKTR", bound="ACKTR")
+
+KFAC_MODES = ("auto", "joint", "separate")
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+
+
+def sample_fisher_actions(distribution: Distribution) -> th.Tensor:
+    """Actions sampled from the current policy for the sampled Fisher (detail 1), without gradient.
+
+    For gSDE the fresh sample comes from the per-state Gaussian ``N(mu(s), sigma(s))`` rather than from the
+    exploration matrix that ``sample()`` reuses between resets.
+    """
+    with th.no_grad():
+        if isinstance(distribution, StateDependentNoiseDistribution):
+            actions = distribution.distribution.sample()
+            if distribution.bijector is not None:
+                actions = distribution.bijector.forward(actions)
+            return actions
+        return distribution.sample().detach()
+
+
+def sampled_fisher_loss(distribution: Distribution, values: th.Tensor, vf_fisher_coef: float) -> th.Tensor:
+    """Per-sample loss whose gradient outer products average to the Fisher of ``p(a, v | s)``.
+
+    ``-log pi(a~ | s) + vf_fisher_coef * 0.5 (V(s) - v~)^2`` with ``a~ ~ pi(. | s)`` and
+    ``v~ ~ N(V(s), 1)`` (details 1-3); its per-sample gradient is ``-(score_a + vf_fisher_coef score_v)``,
+    and the cross term vanishes in expectation, so ``E[g g^T] = F_pi + vf_fisher_coef^2 F_v``.
+
+    :param distribution: action distribution of the batch.
+    :param values: ``[B]`` value predictions (with gradient).
+    :param vf_fisher_coef: weight of the critic term; 0 gives the actor's Fisher alone.
+    :return: ``[B]`` per-sample losses (average them for :func:`~sb3_natgrad.optim.fisher_backward`).
+    """
+    sampled_actions = sample_fisher_actions(distribution)
+    actor_nll = -distribution.log_prob(sampled_actions)  # [B]
+    if vf_fisher_coef == 0.0:
+        return actor_nll
+    sampled_values = values.detach() + th.randn_like(values)  # v~ ~ N(V(s), 1), [B]
+    return actor_nll + vf_fisher_coef * 0.5 * (values - sampled_values).pow(2)
+
+
+def _check(
+    name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False, allow_none: bool = False
+) -> None:
+    if value is None and allow_none:
+        return
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not (is_number and (value > low if low_open else value >= low) and value <= high):
+        bound = f"> {low}" if low_open else f">= {low}"
+        upper = "" if high == math.inf else f" and <= {high}"
+        raise ValueError(f"ACKTR: {name} must be a finite number {bound}{upper}, got {value!r}")
+
+
+def _check_rate(name: str, value: Any, allow_none: bool = False) -> None:
+    if callable(value) or (value is None and allow_none):
+        return
+    _check(name, value, 0.0, low_open=True)
+
+
+class ACKTR(OnPolicyAlgorithm):
+    """Actor-critic using a Kronecker-factored trust region (Wu et al. 2017); see the module docstring.
+
+    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or an :class:`ACKTRPolicy` subclass.
+    :param env: the environment (or its id).
+    :param learning_rate: ``eta_max`` of the actor (or joint) K-FAC step, a float or a schedule.
+    :param n_steps: steps per environment per update.
+    :param gamma: discount factor.
+    :param gae_lambda: GAE lambda (1.0: n-step returns, as the paper).
+    :param ent_coef: entropy coefficient.
+    :param vf_coef: value loss coefficient.
+    :param vf_fisher_coef: weight of the critic term in the joint sampled Fisher loss (joint mode only).
+    :param max_grad_norm: clip the raw gradient's norm before preconditioning (``None``: no clipping, as
+        baselines' ACKTR, whose ``max_grad_norm`` only applies to its SGD cold start).
+    :param kl_clip: trust-region radius ``delta`` of the actor (or joint) step.
+    :param damping: Tikhonov damping ``lambda`` (factored, with the pi-correction).
+    :param stat_decay: running-average decay of the Kronecker factors.
+    :param momentum: K-FAC momentum (with ``(1 - momentum)`` normalisation, as baselines).
+    :param weight_decay: L2 coefficient of the actor (or joint) optimizer.
+    :param stats_interval: record the Kronecker factors every this many updates (``T_s``).
+    :param inverse_interval: recompute the factors' eigendecompositions every this many updates (``T_f``).
+    :param kfac_mode: ``"joint"`` (one optimizer, Fisher of ``p(a, v | s)``), ``"separate"`` (actor and
+        critic optimizers; needs no shared parameters) or ``"auto"`` (separate iff nothing is shared).
+    :param vf_learning_rate: critic ``eta_max`` in separate mode (float or schedule; default: ``learning_rate``).
+    :param vf_kl_clip: critic trust-region radius in separate mode, a bound on ``0.5 E[dV^2]``.
+    :param vf_damping: critic damping in separate mode (default: ``damping``).
+    :param vf_weight_decay: critic L2 coefficient in separate mode (default: ``weight_decay``).
+    :param vf_activation_fn: activation of the critic's hidden layers, one of ``tanh``, ``relu``, ``elu``,
+        ``leaky_relu`` (default: the policy's ``activation_fn``); the paper's MuJoCo critic uses ``"elu"``.
+    :param fisher_fallback: preconditioner of parameters without Kronecker factors (``log_std``):
+        ``"diagonal"`` (diagonal Fisher) or ``"identity"`` (baselines).
+    :param normalize_advantage: normalize the advantages (not in the paper).
+    :param use_sde: generalized State-Dependent Exploration.
+    :param sde_sample_freq: gSDE noise resampling frequency (-1: at rollout start only).
+    :param rollout_buffer_class: rollout buffer class (default: ``RolloutBuffer`` / ``DictRolloutBuffer``).
+    :param rollout_buffer_kwargs: its keyword arguments.
+    :param stats_window_size: episodes averaged in the rollout logs.
+    :param tensorboard_log: tensorboard log folder.
+    :param policy_kwargs: policy keyword arguments (not ``optimizer_class`` / ``optimizer_kwargs``).
+    :param verbose: verbosity level.
+    :param seed: random seed.
+    :param device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    :param _init_setup_model: build the networks at construction.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: ACKTRPolicy
+
+    def __init__(
+        self,
+        policy: str | type[ACKTRPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 0.25,
+        n_steps: int = 20,
+        gamma: float = 0.99,
+        gae_lambda: float = 1.0,
+        ent_coef: float = 0.01,
+        vf_coef: float = 0.5,
+        vf_fisher_coef: float = 1.0,
+        max_grad_norm: float | None = None,
+        kl_clip: float = 0.001,
+        damping: float = 0.01,
+        stat_decay: float = 0.99,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        stats_interval: int = 1,
+        inverse_interval: int = 10,
+        kfac_mode: str = "auto",
+        vf_learning_rate: float | Schedule | None = None,
+        vf_kl_clip: float = 0.01,
+        vf_damping: float | None = None,
+        vf_weight_decay: float | None = None,
+        vf_activation_fn: str | None = None,
+        fisher_fallback: str = "diagonal",
+        normalize_advantage: bool = False,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,  # type: ignore[arg-type]
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+        )
+        _check_rate("learning_rate", learning_rate)
+        _check_rate("vf_learning_rate", vf_learning_rate, allow_none=True)
+        if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
+            raise ValueError(f"ACKTR: n_steps must be an integer >= 1, got {n_steps!r}")
+        _check("gamma", gamma, 0.0, 1.0)
+        _check("gae_lambda", gae_lambda, 0.0, 1.0)
+        _check("ent_coef", ent_coef, 0.0)
+        _check("vf_coef", vf_coef, 0.0)
+        _check("vf_fisher_coef", vf_fisher_coef, 0.0)
+        _check("max_grad_norm", max_grad_norm, 0.0, low_open=True, allow_none=True)
+        _check("kl_clip", kl_clip, 0.0, low_open=True)
+        _check("vf_kl_clip", vf_kl_clip, 0.0, low_open=True)
+        _check("damping", damping, 0.0, low_open=True)
+        _check("vf_damping", vf_damping, 0.0, low_open=True, allow_none=True)
+        _check("stat_decay", stat_decay, 0.0, 1.0)
+        if stat_decay >= 1.0:
+            raise ValueError(f"ACKTR: stat_decay must be < 1, got {stat_decay!r}")
+        _check("momentum", momentum, 0.0, 1.0)
+        if momentum >= 1.0:
+            raise ValueError(f"ACKTR: momentum must be < 1, got {momentum!r}")
+        _check("weight_decay", weight_decay, 0.0)
+        _check("vf_weight_decay", vf_weight_decay, 0.0, allow_none=True)
+        for name, interval in (("stats_interval", stats_interval), ("inverse_interval", inverse_interval)):
+            if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+                raise ValueError(f"ACKTR: {name} must be an integer >= 1, got {interval!r}")
+        if kfac_mode not in KFAC_MODES:
+            raise ValueError(f"ACKTR: kfac_mode must be one of {KFAC_MODES}, got {kfac_mode!r}")
+        if vf_activation_fn is not None and vf_activation_fn not in ACTIVATIONS:
+            raise ValueError(f"ACKTR: vf_activation_fn must be one of {sorted(ACTIVATIONS)} or None, got {vf_activation_fn!r}")
+        if fisher_fallback not in FALLBACKS:
+            raise ValueError(f"ACKTR: fisher_fallback must be one of {FALLBACKS}, got {fisher_fallback!r}")
+        for key in ("optimizer_class", "optimizer_kwargs"):
+            if key in self.policy_kwargs:
+                raise ValueError(
+                    f"ACKTR: policy_kwargs['{key}'] is not supported, the optimizer is K-FAC; use ACKTR's arguments"
+                )
+        if vf_activation_fn is not None:
+            if "vf_activation_fn" in self.policy_kwargs:
+                raise ValueError("ACKTR: vf_activation_fn given both as an argument and in policy_kwargs")
+            self.policy_kwargs["vf_activation_fn"] = ACTIVATIONS[vf_activation_fn]
+
+        self.vf_fisher_coef = vf_fisher_coef
+        self.kl_clip = kl_clip
+        self.damping = damping
+        self.stat_decay = stat_decay
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.stats_interval = stats_interval
+        self.inverse_interval = inverse_interval
+        self.kfac_mode = kfac_mode
+        self.vf_learning_rate = vf_learning_rate
+        self.vf_kl_clip = vf_kl_clip
+        self.vf_damping = vf_damping
+        self.vf_weight_decay = vf_weight_decay
+        self.vf_activation_fn = vf_activation_fn
+        self.fisher_fallback = fisher_fallback
+        self.normalize_advantage = normalize_advantage
+
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if self.vf_learning_rate is None:
+            self.vf_lr_schedule = self.lr_schedule
+        else:
+            self.vf_lr_schedule = FloatSchedule(self.vf_learning_rate)
+        self._build_kfac()
+
+    def _build_kfac(self) -> None:
+        """Replace the policy's optimizer with K-FAC: one joint optimizer or actor + critic (details 3, 4)."""
+        policy = self.policy
+        shared = shared_parameters(policy)
+        separate = self.kfac_mode == "separate" or (self.kfac_mode == "auto" and not shared)
+        if separate and shared:
+            raise ValueError(
+                f"ACKTR: kfac_mode='separate' needs an actor and a critic without shared parameters, but "
+                f"{len(shared)} parameter tensors are shared (use kfac_mode='joint' or share_features_extractor=False)"
+            )
+        common = dict(
+            stat_decay=self.stat_decay,
+            momentum=self.momentum,
+            stats_interval=self.stats_interval,
+            inverse_interval=self.inverse_interval,
+            fallback=self.fisher_fallback,
+        )
+        actor_params = actor_parameters(policy) if separate else list(policy.parameters())
+        policy.optimizer = KFAC(
+            policy,
+            lr=self.lr_schedule(1.0),
+            params=actor_params,
+            kl_clip=self.kl_clip,
+            damping=self.damping,
+            weight_decay=self.weight_decay,
+            **common,  # type: ignore[arg-type]
+        )
+        policy.vf_optimizer = None
+        if separate:
+            policy.vf_optimizer = KFAC(
+                policy,
+                lr=self.vf_lr_schedule(1.0),
+                params=critic_parameters(policy),
+                kl_clip=self.vf_kl_clip,
+                damping=self.damping if self.vf_damping is None else self.vf_damping,
+                weight_decay=self.weight_decay if self.vf_weight_decay is None else self.vf_weight_decay,
+                **common,  # type: ignore[arg-type]
+            )
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "policy.optimizer"]
+        if self.policy.vf_optimizer is not None:
+            state_dicts.append("policy.vf_optimizer")
+        return state_dicts, []
+
+    @property
+    def optimizers(self) -> list[KFAC]:
+        """The K-FAC optimizers in use: ``[joint]`` or ``[actor, critic]``."""
+        assert isinstance(self.policy.optimizer, KFAC)
+        return [self.policy.optimizer] + ([self.policy.vf_optimizer] if self.policy.vf_optimizer is not None else [])
+
+    def train(self) -> None:
+        """One K-FAC update on the rollout buffer (the whole batch, as A2C)."""
+        self.policy.set_training_mode(True)
+        optimizers = self.optimizers
+        self._update_learning_rate(optimizers[0])
+        if len(optimizers) == 2:
+            vf_lr = self.vf_lr_schedule(self._current_progress_remaining)
+            update_learning_rate(optimizers[1], vf_lr)
+            self.logger.record("train/vf_learning_rate", vf_lr)
+        # Joint mode weighs the critic in p(a, v | s); separate critics have their own metric (weight 1).
+        vf_fisher_coef = self.vf_fisher_coef if len(optimizers) == 1 else 1.0
+
+        for rollout_data in self.rollout_buffer.get(batch_size=None):  # a single batch
+            actions = rollout_data.actions
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.long().flatten()
+
+            # FISHER STATISTICS: forward pass and sampled Fisher backward inside the recording contexts (5)
+            with ExitStack() as stack:
+                recording = [stack.enter_context(opt.record_stats()) for opt in optimizers]
+                values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(
+                    rollout_data.observations, actions
+                )
+                values = values.flatten()  # [B]
+                if any(recording):
+                    fisher_loss = sampled_fisher_loss(distribution, values, vf_fisher_coef).mean()
+                    fisher_backward(fisher_loss, optimizers)
+
+            # A2C LOSS
+            advantages = rollout_data.advantages  # [B]
+            if self.normalize_advantage:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            policy_loss = -(advantages * log_prob).mean()
+            value_loss = F.mse_loss(rollout_data.returns, values)
+            entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+            loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+
+            # K-FAC STEP (trust region inside the optimizer)
+            for opt in optimizers:
+                opt.zero_grad()
+            loss.backward()
+            if self.max_grad_norm is not None:
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            for opt in optimizers:
+                opt.step()
+
+        self._n_updates += 1
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/explained_variance", explained_var)
+        self.logger.record("train/entropy_loss", entropy_loss.item())
+        self.logger.record("train/policy_loss", policy_loss.item())
+        self.logger.record("train/value_loss", value_loss.item())
+        for prefix, opt in zip(("", "vf_"), optimizers, strict=False):
+            info = opt.last_step_info
+            if info:
+                self.logger.record(f"train/{prefix}step_size", float(info["step_size"]))
+                self.logger.record(f"train/{prefix}kl", float(info["kl"]))
+                self.logger.record(f"train/{prefix}fisher_norm", float(info["fisher_norm"]))
+                self.logger.record(f"train/{prefix}damping", float(info["damping"]))
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+
+    def learn(
+        self: SelfACKTR,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 100,
+        tb_log_name: str = "ACKTR",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfACKTR:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )

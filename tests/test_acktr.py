@@ -1,0 +1,379 @@
+"""ACKTR (Wu et al. 2017) checked against brute-force computations.
+
+- The sampled Fisher loss: its per-sample gradient outer products, averaged over many samples, match the
+  exact Fisher of ``p(a, v | s) = pi(a | s) N(v; V(s), vf_fisher_coef^-2)`` computed from per-state
+  Jacobians (``torch.func.jacrev``) and the closed-form output Fisher of each distribution.
+- The applied step: ``0.5 dtheta^T F dtheta <= delta`` with ``F`` the dense block-diagonal K-FAC Fisher
+  (``kron(G, A)`` per layer, row-major vec) built from the optimizer's factors.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.envs import (
+    FakeImageEnv,
+    IdentityEnv,
+    IdentityEnvBox,
+    IdentityEnvMultiBinary,
+    IdentityEnvMultiDiscrete,
+    SimpleMultiObsEnv,
+)
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+from torch.func import functional_call, jacrev
+
+from sb3_natgrad import ACKTR
+from sb3_natgrad.acktr import sampled_fisher_loss
+from sb3_natgrad.optim import KFAC
+
+
+class TinyTrunk(BaseFeaturesExtractor):
+    """A features extractor with parameters: a trunk shared by the actor and the critic."""
+
+    def __init__(self, observation_space: spaces.Box, features_dim: int = 3) -> None:
+        super().__init__(observation_space, features_dim)
+        self.linear = nn.Linear(int(np.prod(observation_space.shape)), features_dim)
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        return th.tanh(self.linear(obs.flatten(1)))
+
+
+class VectorObsEnv(gym.Env):
+    """Tiny env with 2-d continuous observations and a given action space (only spaces are used)."""
+
+    def __init__(self, action_space: spaces.Space) -> None:
+        self.observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = action_space
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+def per_sample_fisher(model: ACKTR, obs: th.Tensor, coef: float, params: list[nn.Parameter], chunk: int = 500) -> th.Tensor:
+    """Mean over samples of g g^T, g = gradient of one row of the sampled Fisher loss."""
+    policy = model.policy
+    n_params = sum(p.numel() for p in params)
+    total = th.zeros(n_params, n_params, dtype=th.float64)
+    for batch in obs.split(chunk):
+        dummy_actions = th.zeros(batch.shape[0], *model.action_space.shape)
+        if isinstance(model.action_space, spaces.Discrete):
+            dummy_actions = dummy_actions.long().flatten()
+        values, _, _, distribution = policy.evaluate_actions_and_distribution(batch, dummy_actions)
+        losses = sampled_fisher_loss(distribution, values.flatten(), coef)  # [b]
+        # independent per-sample gradients: one-hot grad_outputs, batched
+        one_hot = th.eye(batch.shape[0])
+        grads = th.autograd.grad(losses, params, grad_outputs=one_hot, is_grads_batched=True, allow_unused=True)
+        per_sample = th.cat(
+            [
+                (g if g is not None else th.zeros(batch.shape[0], *p.shape)).reshape(batch.shape[0], -1)
+                for g, p in zip(grads, params, strict=True)
+            ],
+            dim=1,
+        ).double()  # [b, P]
+        total += per_sample.T @ per_sample
+    return total / obs.shape[0]
+
+
+def exact_fisher(model: ACKTR, obs: th.Tensor, coef: float, params: list[nn.Parameter]) -> th.Tensor:
+    """mean_s [J_out^T F_out J_out + coef^2 J_v^T J_v], from per-state Jacobians of the policy outputs."""
+    policy = model.policy
+    names = [n for p in params for n, q in policy.named_parameters() if q is p]
+    sizes = [p.numel() for p in params]
+    shapes = [p.shape for p in params]
+    flat0 = th.cat([p.detach().flatten() for p in params])
+    gaussian = isinstance(model.action_space, spaces.Box)
+
+    def outputs(flat: th.Tensor, state: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        tensors = {n: t.reshape(s) for n, t, s in zip(names, flat.split(sizes), shapes, strict=True)}
+        features = functional_call(policy.features_extractor, _sub(tensors, "features_extractor."), (state[None],))
+        latent_pi, latent_vf = functional_call(policy.mlp_extractor, _sub(tensors, "mlp_extractor."), (features,))
+        dist_out = functional_call(policy.action_net, _sub(tensors, "action_net."), (latent_pi,))[0]
+        if gaussian:  # (mean, log_std): the log-probability depends on both
+            log_std = tensors.get("log_std", policy.log_std)
+            dist_out = th.cat([dist_out, log_std])
+        value = functional_call(policy.value_net, _sub(tensors, "value_net."), (latent_vf,))[0]
+        return dist_out, value
+
+    fisher = th.zeros(flat0.numel(), flat0.numel(), dtype=th.float64)
+    for state in obs:
+        j_out, j_v = jacrev(outputs)(flat0, state)  # [n_out, P], [1, P]
+        dist_out, _ = outputs(flat0, state)
+        if gaussian:
+            n = dist_out.shape[0] // 2
+            sigma2 = th.exp(2 * dist_out[n:].detach())
+            # Fisher of N(mu, sigma): 1/sigma^2 for mu, 2 for log sigma, no cross terms
+            out_fisher = th.diag(th.cat([1.0 / sigma2, 2.0 * th.ones(n)]))
+        else:
+            p = th.softmax(dist_out.detach(), dim=0)
+            out_fisher = th.diag(p) - th.outer(p, p)
+        fisher += (j_out.T.double() @ out_fisher.double() @ j_out.double()) + coef**2 * (j_v.T.double() @ j_v.double())
+    return fisher / obs.shape[0]
+
+
+def _sub(tensors: dict[str, th.Tensor], prefix: str) -> dict[str, th.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def relative_error(estimate: th.Tensor, exact: th.Tensor) -> float:
+    return (th.linalg.norm(estimate - exact) / th.linalg.norm(exact)).item()
+
+
+# ----------------------------------------------------------------------------------- Fisher loss
+@pytest.mark.parametrize("coef", [1.0, 2.0])
+def test_joint_fisher_loss_matches_exact_fisher_shared_trunk(coef: float) -> None:
+    th.manual_seed(0)
+    model = ACKTR(
+        "MlpPolicy",
+        VectorObsEnv(spaces.Discrete(3)),
+        vf_fisher_coef=coef,
+        policy_kwargs=dict(features_extractor_class=TinyTrunk, net_arch=[]),
+        seed=0,
+    )
+    assert model.policy.vf_optimizer is None  # shared trunk -> joint K-FAC
+    params = list(model.policy.parameters())
+    states = th.tensor([[0.5, -0.3], [-0.8, 0.2], [0.1, 0.9]])
+    obs = states.repeat_interleave(8000, dim=0)
+    estimate = per_sample_fisher(model, obs, coef, params)
+    exact = exact_fisher(model, states, coef, params)
+    assert relative_error(estimate, exact) < 0.04
+    # the weighting is coef^2 on F_v: the other natural reading (coef) is far off
+    wrong = exact_fisher(model, states, math.sqrt(coef), params) if coef != 1.0 else exact_fisher(model, states, 0.0, params)
+    assert relative_error(estimate, wrong) > 0.15
+
+
+def test_separate_fisher_losses_match_exact_fishers_gaussian() -> None:
+    th.manual_seed(0)
+    model = ACKTR(
+        "MlpPolicy",
+        VectorObsEnv(spaces.Box(-1.0, 1.0, (2,), np.float32)),
+        policy_kwargs=dict(net_arch=dict(pi=[3], vf=[3]), log_std_init=-0.5),
+        seed=0,
+    )
+    actor_opt, critic_opt = model.optimizers
+    actor_params = list(actor_opt.param_groups[0]["params"])
+    critic_params = list(critic_opt.param_groups[0]["params"])
+    params = actor_params + critic_params
+    assert any(p is model.policy.log_std for p in actor_params)
+    states = th.tensor([[0.5, -0.3], [-0.8, 0.2]])
+    obs = states.repeat_interleave(8000, dim=0)
+    estimate = per_sample_fisher(model, obs, 1.0, params)
+    exact = exact_fisher(model, states, 1.0, params)
+    n_actor = sum(p.numel() for p in actor_params)
+    assert relative_error(estimate[:n_actor, :n_actor], exact[:n_actor, :n_actor]) < 0.06
+    assert relative_error(estimate[n_actor:, n_actor:], exact[n_actor:, n_actor:]) < 0.04
+    # cross block vanishes in expectation (independent samples of a and v)
+    assert th.linalg.norm(estimate[:n_actor, n_actor:]) < 0.02 * th.linalg.norm(exact)
+
+
+# ----------------------------------------------------------------------------------- trust region
+def dense_kfac_quadratic(opt: KFAC, before: dict[int, th.Tensor], damped: bool) -> float:
+    """dtheta^T F dtheta with F = blockdiag(kron(G, A), diag(D)) built densely from the optimizer."""
+    group = opt.param_groups[0]
+    total = 0.0
+    for layer in opt.layers:
+        step = [(before[id(p)] - p.detach()) for p in layer.params]
+        mat = step[0].reshape(step[0].shape[0], -1)
+        if len(step) == 2:
+            mat = th.cat([mat, step[1][:, None]], dim=1)
+        a, g = layer.a_factor.double(), layer.g_factor.double()
+        if damped:
+            gamma = math.sqrt(group["damping"] + group["weight_decay"])
+            pi = math.sqrt((th.trace(a) / a.shape[0]) / (th.trace(g) / g.shape[0]))
+            a, g = a + pi * gamma * th.eye(a.shape[0]), g + gamma / pi * th.eye(g.shape[0])
+        vec = mat.double().flatten()
+        total += (vec @ th.kron(g, a) @ vec).item()
+    for p in opt.fallback_params:
+        d = opt.state[p]["diag_fisher"].double()
+        if damped:
+            d = d + group["damping"] + group["weight_decay"]
+        total += ((before[id(p)] - p.detach()).double().pow(2) * d).sum().item()
+    return total
+
+
+class StepRecorder(BaseCallback):
+    """Parameters before each update, to inspect the applied steps."""
+
+    def __init__(self, model: ACKTR) -> None:
+        super().__init__()
+        self.records: list[tuple[float, float, float, float]] = []
+        self.optimizers = model.optimizers
+        self.before: dict[int, th.Tensor] = {}
+
+    def _on_rollout_end(self) -> None:
+        self.before = {id(p): p.detach().clone() for p in self.model.policy.parameters()}
+
+    def _on_rollout_start(self) -> None:
+        if self.before:
+            for opt in self.optimizers:
+                bound = opt.param_groups[0]["kl_clip"]
+                eta = float(opt.last_step_info["step_size"])
+                self.records.append(
+                    (
+                        0.5 * dense_kfac_quadratic(opt, self.before, False),
+                        0.5 * dense_kfac_quadratic(opt, self.before, True),
+                        bound,
+                        eta,
+                    )
+                )
+
+    def _on_step(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs", [dict(net_arch=dict(pi=[8], vf=[8])), dict(features_extractor_class=TinyTrunk, net_arch=[4])]
+)
+def test_applied_step_within_trust_region(policy_kwargs: dict) -> None:
+    model = ACKTR(
+        "MlpPolicy",
+        IdentityEnvBox(-1.0, 1.0, ep_length=16),
+        n_steps=16,
+        momentum=0.0,
+        inverse_interval=1,  # the bound is w.r.t. the factors of the last inverse update: make them current
+        kl_clip=1e-4,
+        vf_kl_clip=3e-4,
+        learning_rate=10.0,
+        policy_kwargs=policy_kwargs,
+        seed=0,
+    )
+    recorder = StepRecorder(model)
+    model.learn(16 * 6, callback=recorder)
+    assert len(recorder.records) >= 4
+    assert any(eta < 10.0 for *_, eta in recorder.records)  # the trust region was exercised
+    # steps are measured as float32 parameter differences: relative rounding ~1e-4
+    for kl_kfac, kl_damped, bound, eta in recorder.records:
+        assert kl_kfac <= bound * (1 + 1e-3)
+        assert kl_damped <= bound * (1 + 1e-3)
+        if eta < 10.0:  # trust region active: the damped quadratic model sits on the boundary
+            assert kl_damped == pytest.approx(bound, rel=5e-3)
+
+
+# ----------------------------------------------------------------------------------- save / load
+def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> None:
+    model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=8, seed=0, inverse_interval=3)
+    model.learn(8 * 4)
+    model.save(tmp_path / "acktr")
+    loaded = ACKTR.load(tmp_path / "acktr", env=model.get_env())
+    for opt, opt2 in zip(model.optimizers, loaded.optimizers, strict=True):
+        assert opt.steps == opt2.steps == 4
+        for layer, layer2 in zip(opt.layers, opt2.layers, strict=True):
+            assert layer.name == layer2.name
+            assert th.equal(layer.a_factor, layer2.a_factor) and th.equal(layer.g_eigvecs, layer2.g_eigvecs)
+    # same rollout and random stream -> the same update
+    loaded.rollout_buffer = copy.deepcopy(model.rollout_buffer)
+    for algo in (model, loaded):
+        algo.set_logger(configure(None, []))
+        th.manual_seed(123)  # Fisher samples
+        np.random.seed(123)  # rollout buffer permutation
+        algo.train()
+    for (name, p), p2 in zip(model.policy.named_parameters(), loaded.policy.parameters(), strict=True):
+        assert th.equal(p, p2), name
+
+
+# ----------------------------------------------------------------------------------- configuration
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(vf_learning_rate=-1.0), "vf_learning_rate"),
+        (dict(kl_clip=0.0), "kl_clip"),
+        (dict(vf_kl_clip=-0.1), "vf_kl_clip"),
+        (dict(vf_kl_clip=None), "vf_kl_clip"),
+        (dict(damping=0.0), "damping"),
+        (dict(stat_decay=1.0), "stat_decay"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(weight_decay=-1.0), "weight_decay"),
+        (dict(stats_interval=0), "stats_interval"),
+        (dict(inverse_interval=1.5), "inverse_interval"),
+        (dict(kfac_mode="both"), "kfac_mode"),
+        (dict(vf_activation_fn="gelu"), "vf_activation_fn"),
+        (dict(fisher_fallback="adam"), "fisher_fallback"),
+        (dict(vf_fisher_coef=-1.0), "vf_fisher_coef"),
+        (dict(max_grad_norm=0.0), "max_grad_norm"),
+        (dict(n_steps=0), "n_steps"),
+        (dict(gae_lambda=1.5), "gae_lambda"),
+        (dict(policy_kwargs=dict(optimizer_class=th.optim.Adam)), "optimizer_class"),
+    ],
+)
+def test_invalid_hyperparameters_raise(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ACKTR("MlpPolicy", IdentityEnv(3), **kwargs)
+
+
+def test_separate_mode_rejects_shared_trunk() -> None:
+    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
+    with pytest.raises(ValueError, match="shared"):
+        ACKTR("CnnPolicy", env, kfac_mode="separate")
+
+
+def test_mode_selection_and_elu_critic() -> None:
+    model = ACKTR("MlpPolicy", IdentityEnv(3), vf_activation_fn="elu", vf_weight_decay=3e-4, vf_kl_clip=0.01)
+    actor_opt, critic_opt = model.optimizers
+    assert critic_opt.param_groups[0]["weight_decay"] == 3e-4 and critic_opt.param_groups[0]["kl_clip"] == 0.01
+    assert actor_opt.param_groups[0]["weight_decay"] == 0.0
+    assert any(isinstance(m, nn.ELU) for m in model.policy.mlp_extractor.value_net.modules())
+    assert not any(isinstance(m, nn.ELU) for m in model.policy.mlp_extractor.policy_net.modules())
+    joint = ACKTR("MlpPolicy", IdentityEnv(3), kfac_mode="joint")
+    assert len(joint.optimizers) == 1 and len(joint.optimizers[0].layers) == 6
+
+
+def test_learning_rate_schedules_reach_the_optimizers() -> None:
+    model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=8, learning_rate=lambda p: 0.5 * p, vf_learning_rate=lambda p: 0.1 * p)
+    model.learn(64)
+    progress = model._current_progress_remaining
+    actor_opt, critic_opt = model.optimizers
+    assert actor_opt.param_groups[0]["lr"] == pytest.approx(0.5 * progress)
+    assert critic_opt.param_groups[0]["lr"] == pytest.approx(0.1 * progress)
+
+
+ACTION_ENVS = {
+    "discrete": lambda: IdentityEnv(4),
+    "box": lambda: IdentityEnvBox(-1.0, 1.0, ep_length=16),
+    "multidiscrete": lambda: IdentityEnvMultiDiscrete(3),
+    "multibinary": lambda: IdentityEnvMultiBinary(3),
+}
+
+
+@pytest.mark.parametrize("space", list(ACTION_ENVS))
+def test_action_spaces_run_and_update(space: str) -> None:
+    model = ACKTR("MlpPolicy", ACTION_ENVS[space](), n_steps=8, seed=0)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(32)
+    assert all(opt.steps == 4 for opt in model.optimizers)
+    changed = [not th.equal(p, q) for p, q in zip(model.policy.parameters(), before, strict=True)]
+    assert all(changed)
+
+
+def test_gsde_runs() -> None:
+    model = ACKTR("MlpPolicy", IdentityEnvBox(-1.0, 1.0, ep_length=16), n_steps=8, use_sde=True, sde_sample_freq=4, seed=0)
+    model.learn(32)
+    assert all(np.isfinite(p.detach().numpy()).all() for p in model.policy.parameters())
+
+
+def test_cnn_policy_preconditions_convolutions() -> None:
+    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
+    model = ACKTR("CnnPolicy", env, n_steps=4, seed=0, policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=16)))
+    (opt,) = model.optimizers  # shared NatureCNN trunk -> joint
+    conv_layers = [layer for layer in opt.layers if isinstance(layer.module, nn.Conv2d)]
+    assert len(conv_layers) == 3
+    model.learn(8)
+    assert all(layer.a_factor is not None for layer in opt.layers)
+
+
+def test_multi_input_policy_runs() -> None:
+    model = ACKTR("MultiInputPolicy", SimpleMultiObsEnv(random_start=True), n_steps=8, seed=0)
+    model.learn(16)
+    assert all(opt.steps == 2 for opt in model.optimizers)
