@@ -12,6 +12,17 @@ from typing import Any
 
 import optuna
 from rl_zoo3.hyperparams_opt import convert_onpolicy_params
+from rl_zoo3.hyperparams_opt import sample_trpo_params as zoo_sample_trpo_params
+
+
+def sample_trpo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """rl-zoo3's TRPO search space plus sb3_natgrad.TRPO's options: NPG vs line search, the critic."""
+    hyperparams = zoo_sample_trpo_params(trial, n_actions, n_envs, additional_args)
+    hyperparams["line_search"] = trial.suggest_categorical("line_search", [True, False])
+    hyperparams["critic"] = trial.suggest_categorical("critic", ["adam", "trust_region"])
+    if hyperparams["critic"] == "trust_region":
+        hyperparams["vf_target_kl"] = trial.suggest_float("vf_target_kl", 1e-3, 0.1, log=True)
+    return hyperparams
 
 
 def sample_acktr_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -34,9 +45,11 @@ def sample_acktr_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
 
 
 HYPERPARAMS_SAMPLER: dict[str, Callable[..., dict[str, Any]]] = {
+    "trpo": sample_trpo_params,
     "acktr": sample_acktr_params,
 }
 # The plugin's options are plain keyword arguments: the zoo's converter passes them through.
 HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "trpo": convert_onpolicy_params,
     "acktr": convert_onpolicy_params,
 }
