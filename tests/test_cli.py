@@ -120,3 +120,22 @@ def _accepts(cls: type, name: str) -> bool:
     import inspect
 
     return name in inspect.signature(cls.__init__).parameters
+
+
+def test_yamls_found_after_plain_pip_install(tmp_path: Path) -> None:
+    """A non-editable install (a wheel) carries hyperparams/*.yml and the CLI finds them there."""
+    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", str(ROOT), "-w", str(wheel_dir)]
+    subprocess.run(build, check=True, cwd=tmp_path)
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), *map(str, wheel_dir.glob("*.whl"))], check=True)
+    code = (
+        "from sb3_natgrad.zoo import hyperparams_dir; print(hyperparams_dir());"
+        "print(sorted(p.name for p in hyperparams_dir().glob('*.yml')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert Path(out[0]) == target / "sb3_natgrad" / "hyperparams"
+    assert out[1] == str(sorted(f"{algo}.yml" for algo in ALGOS))
