@@ -271,7 +271,7 @@ def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> N
         assert opt.steps == opt2.steps == 4
         for layer, layer2 in zip(opt.layers, opt2.layers, strict=True):
             assert layer.name == layer2.name
-            assert th.equal(layer.a_factor, layer2.a_factor) and th.equal(layer.g_eigvecs, layer2.g_eigvecs)
+            assert th.equal(layer.a_factor, layer2.a_factor) and th.equal(layer.g_inverse, layer2.g_inverse)
     # same rollout and random stream -> the same update
     loaded.rollout_buffer = copy.deepcopy(model.rollout_buffer)
     for algo in (model, loaded):

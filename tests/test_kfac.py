@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sb3_natgrad.optim import KFAC
+from sb3_natgrad.optim.kfac_layers import damped_inverse
 
 N_CLASSES = 4
 
@@ -260,12 +261,12 @@ def test_trust_region_bounds_kl_of_step(kl_clip: float) -> None:
     kl_kfac = 0.5 * step @ dense_kfac_fisher(opt, model, None) @ step
     kl_damped = 0.5 * step @ dense_kfac_fisher(opt, model, damping) @ step
     assert kl_kfac <= kl_clip * (1 + 1e-5)
-    eta = opt.last_step_info["step_size"].item()
+    eta = opt.last_step_info["step_size"]
     if eta < 1.0:  # the trust region was active: the damped quadratic model is exactly at the bound
         assert kl_damped.item() == pytest.approx(kl_clip, rel=1e-4)
     else:
         assert kl_damped.item() <= kl_clip
-    assert opt.last_step_info["kl"].item() == pytest.approx(kl_damped.item(), rel=1e-4)
+    assert opt.last_step_info["kl"] == pytest.approx(kl_damped.item(), rel=1e-4)
 
 
 def test_trust_region_inactive_gives_lr_step() -> None:
@@ -276,7 +277,7 @@ def test_trust_region_inactive_gives_lr_step() -> None:
     record(opt, model, x)
     loss_gradients(model, x, y)
     opt.step()
-    assert opt.last_step_info["step_size"].item() == pytest.approx(1e-3)
+    assert opt.last_step_info["step_size"] == pytest.approx(1e-3)
 
 
 def clone_model_and_opt(model: nn.Module, **kwargs) -> tuple[nn.Module, KFAC]:
@@ -358,6 +359,39 @@ def test_non_finite_gradient_raises_and_leaves_params(bad: float) -> None:
     for k, v in model.state_dict().items():
         assert th.equal(v, before[k]), k
     assert opt.steps == 0
+
+
+def test_non_finite_factor_raises_and_leaves_params() -> None:
+    th.manual_seed(0)
+    model = DenseNet()
+    x, y = th.randn(6, 3), th.randint(0, N_CLASSES, (6,))
+    opt = KFAC(model, lr=0.1)
+    record(opt, model, x)
+    loss_gradients(model, x, y)
+    layers_by_name(opt)["fc1"].a_factor[0, 0] = float("nan")  # e.g. statistics of a diverged rollout
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match="layer 'fc1' is not finite"):
+        opt.step()
+    for k, v in model.state_dict().items():
+        assert th.equal(v, before[k]), k
+    assert opt.steps == 0 and not any("momentum_buffer" in state for state in opt.state.values())
+
+
+def test_damped_inverse_matches_dense_inverse() -> None:
+    th.manual_seed(0)
+    root = th.randn(7, 5, dtype=th.float64)
+    factor = root @ root.T / 5  # PSD, rank 5 < 7
+    damping = th.tensor(0.03, dtype=th.float64)
+    expected = th.linalg.inv(factor + damping * th.eye(7, dtype=th.float64))
+    th.testing.assert_close(damped_inverse(factor, damping), expected)
+
+
+def test_damped_inverse_falls_back_to_clamped_eigh_when_cholesky_fails() -> None:
+    # Rounding left a slightly negative eigenvalue larger than the damping: Cholesky of S + d I fails, the
+    # eigendecomposition path clamps the eigenvalue at 0 and returns 1 / d for that direction.
+    factor = th.tensor([[1.0, 0.0], [0.0, -1e-3]])
+    result = damped_inverse(factor, th.tensor(1e-4))
+    th.testing.assert_close(result, th.diag(th.tensor([1.0 / (1.0 + 1e-4), 1e4])))
 
 
 def test_hooks_inactive_outside_context_and_in_eval_mode() -> None:

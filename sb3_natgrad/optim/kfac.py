@@ -28,7 +28,7 @@ What ``step`` computes (``g`` is the gradient plus ``weight_decay * theta``):
    (see :class:`KFAC`).
 2. ``v = sum_l <g_l, dtheta_l> = dtheta^T F_damped dtheta`` where ``F_damped`` is the damped block-diagonal
    K-FAC Fisher *as of the last inverse update* (between updates the factors keep moving; the
-   preconditioner and hence the trust region use the decomposed ones). Since every damping term is
+   preconditioner and hence the trust region use the inverted ones). Since every damping term is
    PSD, ``dtheta^T F_kfac dtheta <= v``: ``v`` is a (cheap) upper bound on the Fisher norm of the step.
    OpenAI baselines' ``kfac.py`` computes the same quantity (times ``lr^2``).
 3. ``eta = min(lr, sqrt(2 kl_clip / v))``, so that the quadratic model of the KL divergence of the fresh
@@ -38,8 +38,9 @@ What ``step`` computes (``g`` is the gradient plus ``weight_decay * theta``):
    ``lr (1 - m)`` normalisation); ``buf`` is a convex combination of trust-region-bounded steps. With
    ``m = 0``: ``theta -= eta dtheta``.
 
-``last_step_info`` holds (as tensors, no host sync) ``step_size`` = eta, ``kl`` = ``0.5 eta^2 v`` (the
-bound of 3.), ``fisher_norm`` = ``v`` and ``damping``.
+``last_step_info`` holds (as floats) ``step_size`` = eta, ``kl`` = ``0.5 eta^2 v`` (the bound of 3.),
+``fisher_norm`` = ``v`` and ``damping``. Reading ``v`` is the step's one host sync; it doubles as the
+NaN/Inf check (``v`` is non-finite iff a gradient or a factor is).
 """
 
 from __future__ import annotations
@@ -91,11 +92,12 @@ class KFAC(Optimizer):
     only for modules in training mode. Both the forward pass and the backward pass of the sampled Fisher
     loss must happen inside the context; :meth:`fisher_backward` runs that backward without touching
     ``.grad``. The loss must be a mean over the batch (the batch size ``N`` is the leading dimension of
-    each layer input). Eigendecompositions are refreshed every ``inverse_interval`` steps.
+    each layer input). The damped inverses are refreshed every ``inverse_interval`` steps (Cholesky, with an
+    ``eigh`` fallback that retries in float64; see :func:`~sb3_natgrad.optim.kfac_layers.damped_inverse`).
 
     Hyperparameters live in the single parameter group (``lr``, ``kl_clip``, ``damping``,
     ``weight_decay``, ``momentum``, ``stat_decay``) so that learning-rate schedules writing
-    ``param_groups[0]["lr"]`` apply. ``state_dict`` stores the factors, eigendecompositions and step
+    ``param_groups[0]["lr"]`` apply. ``state_dict`` stores the factors, damped inverses and step
     counter keyed by layer name.
 
     :param model: module tree to precondition (its ``named_modules`` names key the state dict), or a
@@ -109,7 +111,7 @@ class KFAC(Optimizer):
     :param momentum: momentum ``m`` in ``[0, 1)``, with ``(1 - m)`` normalisation.
     :param stat_decay: running-average decay of the factors in ``[0, 1)``.
     :param stats_interval: ``T_s``, record statistics every this many steps.
-    :param inverse_interval: ``T_f``, recompute eigendecompositions every this many steps.
+    :param inverse_interval: ``T_f``, recompute the damped inverses every this many steps.
     :param fallback: ``"diagonal"`` or ``"identity"``, for parameters without Kronecker factors.
     """
 
@@ -179,7 +181,7 @@ class KFAC(Optimizer):
         self._captured_outputs: list[th.Tensor] = []
         self._diag_grads: dict[int, th.Tensor] = {}
         self._handles: list[RemovableHandle] = []
-        self.last_step_info: dict[str, th.Tensor | float] = {}
+        self.last_step_info: dict[str, float] = {}
         for layer in self.layers:
             self._handles.append(layer.module.register_forward_hook(self._forward_hook(layer)))
         if self.fallback == "diagonal":
@@ -294,29 +296,35 @@ class KFAC(Optimizer):
             layer.discard()
 
     def update_inverses(self) -> None:
-        """Recompute the eigendecompositions of every layer's factors now."""
+        """Recompute the damped inverses of every layer's factors now (normally every ``inverse_interval`` steps)."""
+        group = self.param_groups[0]
         for layer in self.layers:
-            layer.update_eigen()
+            layer.update_inverses(group["damping"], group["weight_decay"])
 
     # ------------------------------------------------------------------ step
-    def _check_finite(self, grads: list[th.Tensor]) -> None:
-        # One host sync for all gradients: a norm is non-finite iff an entry is.
-        total = th.stack(th._foreach_norm(grads)).sum()
-        if not bool(th.isfinite(total)):
-            bad = [
-                f"{layer.name}.{pname}"
-                for layer in self.layers
-                for pname, p in layer.module.named_parameters()
-                if p.grad is not None and not bool(th.isfinite(p.grad).all())
-            ]
-            where = ", ".join(bad) if bad else "a fallback parameter"
-            raise FloatingPointError(f"KFAC.step(): non-finite (NaN/Inf) gradient in {where}; parameters were left unchanged")
+    def _non_finite_error(self, layers: Sequence[KroneckerFactoredLayer], fallback: Sequence[th.Tensor]) -> FloatingPointError:
+        """Name the parameters with a non-finite gradient (only called once the step is known to be bad)."""
+        bad = [
+            f"{layer.name}.{pname}"
+            for layer in layers
+            for pname, p in layer.module.named_parameters()
+            if p.grad is not None and not bool(th.isfinite(p.grad).all())
+        ]
+        bad += ["a fallback parameter" for p in fallback if p.grad is not None and not bool(th.isfinite(p.grad).all())]
+        if bad:
+            where = f"non-finite (NaN/Inf) gradient in {', '.join(bad)}"
+        else:
+            where = "non-finite preconditioned step (overflow, or non-finite Kronecker factors)"
+        return FloatingPointError(f"KFAC.step(): {where}; parameters were left unchanged")
 
     @th.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Apply one trust-region K-FAC step (see the module docstring for what is computed).
 
-        :raises FloatingPointError: a gradient contains NaN/Inf (parameters and state are left untouched).
+        One host sync per step: the Fisher norm ``v``, which is non-finite iff a gradient (or a factor) is.
+
+        :raises FloatingPointError: a gradient or a Kronecker factor contains NaN/Inf (parameters are left
+            untouched).
         :raises RuntimeError: a layer with a gradient has no recorded statistics yet.
         """
         loss = None
@@ -329,11 +337,8 @@ class KFAC(Optimizer):
 
         layers = [layer for layer in self.layers if any(p.grad is not None for p in layer.params)]
         fallback = [p for p in self.fallback_params if p.grad is not None]
-        raw_grads = [p.grad for layer in layers for p in layer.params if p.grad is not None]
-        raw_grads += [p.grad for p in fallback if p.grad is not None]
-        if not raw_grads:
+        if not layers and not fallback:
             return loss
-        self._check_finite(raw_grads)
         for layer in layers:
             if not layer.ready:
                 raise RuntimeError(
@@ -341,16 +346,18 @@ class KFAC(Optimizer):
                     "forward pass and fisher_backward() inside `with optimizer.record_stats():` first"
                 )
 
-        if self.steps % self.inverse_interval == 0 or any(layer.a_eigvecs is None for layer in layers):
-            for layer in layers:
-                layer.update_eigen()
+        refresh = self.steps % self.inverse_interval == 0
+        key = (damping, weight_decay)
+        for layer in layers:
+            if refresh or layer.inverse_key != key:
+                layer.update_inverses(damping, weight_decay)
 
         params: list[th.Tensor] = []
         deltas: list[th.Tensor] = []
         fisher_terms: list[th.Tensor] = []
         for layer in layers:
             grad = layer.grad_matrix(weight_decay)  # [out, in + 1]
-            delta = layer.precondition(grad, damping, weight_decay)  # [out, in + 1]
+            delta = layer.precondition(grad)  # [out, in + 1]
             fisher_terms.append(th.sum(grad * delta))
             params.extend(layer.params)
             deltas.extend(layer.split(delta))
@@ -363,14 +370,14 @@ class KFAC(Optimizer):
             params.append(fb_param)
             deltas.append(delta)
 
-        # v = dtheta^T F_damped dtheta >= dtheta^T F_kfac dtheta
-        fisher_norm = th.stack(fisher_terms).sum()
-        if kl_clip is None:
-            step_size = th.full_like(fisher_norm, lr)
+        # v = dtheta^T F_damped dtheta >= dtheta^T F_kfac dtheta; non-finite iff a gradient or factor is
+        fisher_norm = float(th.stack(fisher_terms).sum())
+        if not math.isfinite(fisher_norm):
+            raise self._non_finite_error(layers, fallback)
+        if kl_clip is None or fisher_norm <= 0.0:
+            step_size = float(lr)
         else:
-            # eta = min(lr, sqrt(2 delta / v)); v = 0 gives eta = lr
-            step_size = th.sqrt(2.0 * kl_clip / fisher_norm.clamp(min=th.finfo(fisher_norm.dtype).tiny)).clamp(max=lr)
-        th._foreach_mul_(deltas, step_size)
+            step_size = min(float(lr), math.sqrt(2.0 * kl_clip / fisher_norm))  # eta = min(lr, sqrt(2 delta / v))
         if momentum > 0.0:
             buffers = []
             for param in params:
@@ -378,15 +385,17 @@ class KFAC(Optimizer):
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = th.zeros_like(param)
                 buffers.append(state["momentum_buffer"])
+            # buf = m buf + (1 - m) eta dtheta
             th._foreach_mul_(buffers, momentum)
-            th._foreach_add_(buffers, deltas, alpha=1.0 - momentum)
-            deltas = buffers
-        th._foreach_sub_(params, deltas)
+            th._foreach_add_(buffers, deltas, alpha=(1.0 - momentum) * step_size)
+            th._foreach_sub_(params, buffers)
+        else:
+            th._foreach_add_(params, deltas, alpha=-step_size)
 
         self.steps += 1
         self.last_step_info = {
             "step_size": step_size,
-            "kl": 0.5 * step_size.square() * fisher_norm,
+            "kl": 0.5 * step_size**2 * fisher_norm,
             "fisher_norm": fisher_norm,
             "damping": damping,
         }

@@ -60,6 +60,33 @@ def symmetric_eigh(matrix: th.Tensor, name: str = "") -> tuple[th.Tensor, th.Ten
     return eigvals.clamp(min=0.0), eigvecs
 
 
+def damped_inverse(matrix: th.Tensor, damping: th.Tensor, name: str = "") -> th.Tensor:
+    """``(S + d I)^-1`` for the symmetric part ``S`` of a PSD factor and ``d > 0``.
+
+    A Cholesky factorisation of ``S + d I`` (about ten times cheaper than ``eigh``, which matters for the
+    ``3137 x 3137`` factor of NatureCNN's dense layer); if it fails (rounding made ``S + d I`` numerically
+    indefinite, or the factor is not finite) the inverse is formed from :func:`symmetric_eigh`, whose
+    eigenvalues are clamped at 0 and which retries in float64: ``Q diag(1 / (lambda + d)) Q^T``.
+
+    :param matrix: ``[d, d]`` factor.
+    :param damping: 0-d tensor, ``d``.
+    :param name: layer name for error messages.
+    :return: ``[d, d]`` symmetric positive-definite inverse, in ``matrix.dtype``.
+    :raises FloatingPointError: the factor contains NaN/Inf.
+    """
+    damped = 0.5 * (matrix + matrix.T)
+    damped.diagonal().add_(damping)
+    cholesky, info = th.linalg.cholesky_ex(damped)
+    if int(info) == 0:
+        return th.cholesky_inverse(cholesky)
+    if not bool(th.isfinite(matrix).all()):
+        raise FloatingPointError(
+            f"K-FAC: a Kronecker factor of layer '{name}' is not finite (NaN/Inf statistics were recorded)"
+        )
+    eigvals, eigvecs = symmetric_eigh(matrix, name)
+    return (eigvecs / (eigvals + damping)) @ eigvecs.T
+
+
 class KroneckerFactoredLayer:
     """K-FAC state of one ``nn.Linear`` or ``nn.Conv2d``: running factors, their eigendecompositions and the
     statistics of the recording context in progress.
@@ -77,15 +104,11 @@ class KroneckerFactoredLayer:
         # Running averages of the factors: A [in + 1, in + 1] (in = C * kh * kw for conv), G [out, out]
         self.a_factor: th.Tensor | None = None
         self.g_factor: th.Tensor | None = None
-        # Eigendecompositions (refreshed every Tf steps)
-        self.a_eigvals: th.Tensor | None = None
-        self.a_eigvecs: th.Tensor | None = None
-        self.g_eigvals: th.Tensor | None = None
-        self.g_eigvecs: th.Tensor | None = None
-        # Damped inverses (A + d_A I)^-1, (G + d_G I)^-1, cached per (damping, weight_decay)
-        self._a_inverse: th.Tensor | None = None
-        self._g_inverse: th.Tensor | None = None
-        self._inv_key: tuple[float, float] | None = None
+        # Damped inverses (A + d_A I)^-1, (G + d_G I)^-1 (refreshed every Tf steps, and when the damping
+        # (damping, weight_decay) they were formed with, ``inverse_key``, changes)
+        self.a_inverse: th.Tensor | None = None
+        self.g_inverse: th.Tensor | None = None
+        self.inverse_key: tuple[float, float] | None = None
         # Batch statistics of the recording context in progress (sums over calls)
         self._a_sum: th.Tensor | None = None
         self._g_sum: th.Tensor | None = None
@@ -154,49 +177,40 @@ class KroneckerFactoredLayer:
     def ready(self) -> bool:
         return self.a_factor is not None
 
-    def update_eigen(self) -> None:
-        """Recompute the eigendecompositions of both factors."""
-        if self.a_factor is None or self.g_factor is None:
-            return
-        self.a_eigvals, self.a_eigvecs = symmetric_eigh(self.a_factor, self.name)
-        self.g_eigvals, self.g_eigvecs = symmetric_eigh(self.g_factor, self.name)
-        self._a_inverse, self._g_inverse, self._inv_key = None, None, None
-
     def damping_terms(self, damping: float, weight_decay: float) -> tuple[th.Tensor, th.Tensor]:
         """Factored Tikhonov damping (Martens & Grosse 2015, §6.3).
 
         ``(A + pi gamma I) (x) (G + gamma / pi I)`` with ``gamma = sqrt(damping + weight_decay)`` and
-        ``pi = sqrt((tr(A) / dim A) / (tr(G) / dim G))``, the trace-norm choice of pi. The traces are those
-        of the factors as of the last eigendecomposition (sums of their eigenvalues), so that the damping
-        is consistent with the eigenbasis in use.
+        ``pi = sqrt((tr(A) / dim A) / (tr(G) / dim G))``, the trace-norm choice of pi, from the current
+        running factors.
 
         :return: ``(d_A, d_G)`` as 0-d tensors (no host sync).
         """
-        if self.a_eigvals is None or self.g_eigvals is None:
-            raise RuntimeError(f"K-FAC: layer '{self.name}' has no inverse yet")
+        if self.a_factor is None or self.g_factor is None:
+            raise RuntimeError(f"K-FAC: layer '{self.name}' has no statistics yet")
         gamma = math.sqrt(damping + weight_decay)
-        a_norm = self.a_eigvals.mean().clamp(min=_TRACE_EPS)
-        g_norm = self.g_eigvals.mean().clamp(min=_TRACE_EPS)
+        a_norm = self.a_factor.diagonal().mean().clamp(min=_TRACE_EPS)
+        g_norm = self.g_factor.diagonal().mean().clamp(min=_TRACE_EPS)
         pi = th.sqrt(a_norm / g_norm)
         return pi * gamma, gamma / pi
 
-    def precondition(self, grad: th.Tensor, damping: float, weight_decay: float) -> th.Tensor:
-        """``(G + d_G I)^-1 V (A + d_A I)^-1``.
+    def update_inverses(self, damping: float, weight_decay: float) -> None:
+        """Recompute the damped inverses ``(A + d_A I)^-1`` and ``(G + d_G I)^-1`` from the current factors."""
+        if self.a_factor is None or self.g_factor is None:
+            return
+        d_a, d_g = self.damping_terms(damping, weight_decay)
+        self.a_inverse = damped_inverse(self.a_factor, d_a, self.name)  # [in + 1, in + 1]
+        self.g_inverse = damped_inverse(self.g_factor, d_g, self.name)  # [out, out]
+        self.inverse_key = (damping, weight_decay)
 
-        The damped inverses ``Q diag(1 / (lambda + d)) Q^T`` are formed from the eigendecompositions once per
-        inverse update (or damping change), so each step costs two matmuls per layer.
+    def precondition(self, grad: th.Tensor) -> th.Tensor:
+        """``(G + d_G I)^-1 V (A + d_A I)^-1`` with the inverses of the last :meth:`update_inverses`.
 
         :param grad: ``V``, the gradient as an ``[out, in + 1]`` matrix.
         """
-        key = (damping, weight_decay)
-        if self._a_inverse is None or self._g_inverse is None or self._inv_key != key:
-            if self.a_eigvecs is None or self.g_eigvecs is None or self.a_eigvals is None or self.g_eigvals is None:
-                raise RuntimeError(f"K-FAC: layer '{self.name}' has no inverse yet")
-            d_a, d_g = self.damping_terms(damping, weight_decay)
-            self._a_inverse = (self.a_eigvecs / (self.a_eigvals + d_a)) @ self.a_eigvecs.T  # [in + 1, in + 1]
-            self._g_inverse = (self.g_eigvecs / (self.g_eigvals + d_g)) @ self.g_eigvecs.T  # [out, out]
-            self._inv_key = key
-        return self._g_inverse @ grad @ self._a_inverse  # [out, in + 1]
+        if self.a_inverse is None or self.g_inverse is None:
+            raise RuntimeError(f"K-FAC: layer '{self.name}' has no inverse yet")
+        return self.g_inverse @ grad @ self.a_inverse  # [out, in + 1]
 
     # ------------------------------------------------------------------ layout
     def grad_matrix(self, weight_decay: float) -> th.Tensor:
@@ -228,18 +242,20 @@ class KroneckerFactoredLayer:
         return {
             "a_factor": self.a_factor,
             "g_factor": self.g_factor,
-            "a_eigvals": self.a_eigvals,
-            "a_eigvecs": self.a_eigvecs,
-            "g_eigvals": self.g_eigvals,
-            "g_eigvecs": self.g_eigvecs,
+            "a_inverse": self.a_inverse,
+            "g_inverse": self.g_inverse,
+            "inverse_key": self.inverse_key,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device, dtype = self.module.weight.device, self.module.weight.dtype
-        for key in ("a_factor", "g_factor", "a_eigvals", "a_eigvecs", "g_eigvals", "g_eigvecs"):
+        for key in ("a_factor", "g_factor", "a_inverse", "g_inverse"):
             value = state.get(key)
             setattr(self, key, None if value is None else value.to(device=device, dtype=dtype).clone())
-        self._a_inverse, self._g_inverse, self._inv_key = None, None, None
+        inverse_key = state.get("inverse_key")
+        self.inverse_key = (
+            None if inverse_key is None or self.a_inverse is None else (float(inverse_key[0]), float(inverse_key[1]))
+        )
         self.discard()
 
 
