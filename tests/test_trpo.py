@@ -364,3 +364,27 @@ def test_hyperparams_file_and_sampler() -> None:
     assert HYPERPARAMS_CONVERTER["trpo"](params) == sampled
     model = TRPO("MlpPolicy", "CartPole-v1", **sampled)
     assert model.critic == "trust_region" and model.n_steps == 128
+
+
+# ------------------------------------------------------------------------------------ fused critic Adam
+@pytest.mark.parametrize(
+    "optimizer_kwargs, expect_fused",
+    [(None, True), (dict(eps=1e-6), True), (dict(foreach=False), False), (dict(fused=False), False)],
+)
+def test_critic_adam_is_fused_unless_the_user_chose(optimizer_kwargs: dict[str, Any] | None, expect_fused: bool) -> None:
+    model = TRPO("MlpPolicy", ENVS["discrete"](), **{**TINY, "policy_kwargs": dict(optimizer_kwargs=optimizer_kwargs)})
+    optimizer = model.policy.optimizer
+    assert isinstance(optimizer, th.optim.Adam)
+    group = optimizer.param_groups[0]
+    assert bool(group["fused"]) is expect_fused
+    # the user's keyword arguments survive, or SB3's default (eps=1e-5) when none are given
+    assert group["eps"] == (1e-5 if optimizer_kwargs is None else optimizer_kwargs.get("eps", 1e-8))
+    assert group["lr"] == model.learning_rate
+    assert [id(p) for p in group["params"]] == [id(p) for p in model.policy.parameters()]
+
+
+def test_other_critic_optimizers_are_kept() -> None:
+    kwargs = {**TINY, "policy_kwargs": dict(optimizer_class=th.optim.RMSprop, net_arch=[16, 16])}
+    model = TRPO("MlpPolicy", ENVS["discrete"](), **kwargs)
+    assert type(model.policy.optimizer) is th.optim.RMSprop
+    model.learn(kwargs["n_steps"])  # the critic phase runs with it

@@ -14,7 +14,7 @@ from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, RolloutBufferSamples, Schedule
-from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.utils import explained_variance, obs_as_tensor
 from torch import nn
 from torch.nn import functional as F
 
@@ -29,6 +29,7 @@ from sb3_natgrad.common.fisher import (
     mean_kl,
     subsample,
 )
+from sb3_natgrad.common.fused import use_fused_adam
 from sb3_natgrad.common.line_search import LineSearchResult, backtracking_line_search, natural_gradient_step
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters
 from sb3_natgrad.trpo.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
@@ -63,6 +64,10 @@ class TRPO(OnPolicyAlgorithm):
       through the shared extractor.)
     - A CG breakdown (non-positive curvature, non-finite values) or a failed line search leaves the
       policy exactly as it was, and is logged.
+    - The critic's Adam runs PyTorch's fused kernel (``fused=True``; same update rule, results equal up to
+      rounding) unless ``policy_kwargs["optimizer_kwargs"]`` chooses the implementation (``fused`` or
+      ``foreach``) or the optimizer is not Adam; its minibatches are sb3-contrib's (same permutations),
+      indexing only observations and returns.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, ...)
     :param env: The environment to learn from (if registered in Gym, can be str)
@@ -239,6 +244,11 @@ class TRPO(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        # The critic's many small Adam steps dominate train() on small networks: same rule, fused kernel.
+        use_fused_adam(self.policy)
+
     # ------------------------------------------------------------------ POLICY STEP
     def _old_distribution(self, distribution: Distribution, observations: PyTorchObs) -> Distribution:
         """pi_old: a detached copy of the current distribution (the policy overwrites its own on each call)."""
@@ -303,14 +313,30 @@ class TRPO(OnPolicyAlgorithm):
 
     # ------------------------------------------------------------------ CRITIC STEP
     def _critic_adam(self, params: list[nn.Parameter]) -> list[th.Tensor]:
-        """Minibatch Adam regression of the returns (sb3-contrib's critic), on the critic's parameters only."""
+        """Minibatch Adam regression of the returns (sb3-contrib's critic), on the critic's parameters only.
+
+        The minibatches are sb3-contrib's: one ``np.random.permutation`` of the flattened rollout per epoch
+        (the global RNG use of ``RolloutBuffer.get``), cut into ``batch_size`` slices; only the observations
+        and returns are indexed, from tensors converted once per update.
+        """
+        buffer = self.rollout_buffer
+        assert buffer.generator_ready, "train() flattens the buffer (rollout_buffer.get) before the critic phase"
+        n_samples = buffer.buffer_size * buffer.n_envs
+        observations = obs_as_tensor(buffer.observations, self.device)  # [N, *obs_shape] (or a dict of them)
+        returns = th.as_tensor(buffer.returns, device=self.device).flatten()  # [N]
         losses = []
         # Only the critic's parameters get gradients: Adam skips every other parameter (grad None).
         self.policy.optimizer.zero_grad(set_to_none=True)
         for _ in range(self.n_critic_updates):
-            for data in self.rollout_buffer.get(self.batch_size):
-                values = self.policy.predict_values(data.observations).flatten()  # [B]
-                value_loss = F.mse_loss(data.returns, values)
+            permutation = th.as_tensor(np.random.permutation(n_samples), device=self.device)
+            for start in range(0, n_samples, self.batch_size):
+                indices = permutation[start : start + self.batch_size]  # [B]
+                if isinstance(observations, dict):
+                    batch_obs: PyTorchObs = {key: obs[indices] for key, obs in observations.items()}
+                else:
+                    batch_obs = observations[indices]
+                values = self.policy.predict_values(batch_obs).flatten()  # [B]
+                value_loss = F.mse_loss(returns[indices], values)
                 grads = th.autograd.grad(value_loss, params, allow_unused=True)
                 for param, grad in zip(params, grads, strict=True):
                     param.grad = grad
