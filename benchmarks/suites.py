@@ -74,6 +74,44 @@ TRPO = Suite(
 
 
 # --------------------------------------------------------------------------------------------------
+# trpo_speed: the issue's train() timing set-up, 2048 samples per update (2 envs x 1024 steps), zoo MuJoCo
+# settings otherwise, with a 64x64 and a 256x256 network (one env each: a suite has one entry per env).
+# Meant for `--overhead`; its `full` profile trains like the `trpo` suite.
+# --------------------------------------------------------------------------------------------------
+def _trpo_speed_entry(env_id: str, width: int, zoo_key: str) -> Entry:
+    net = f"dict(net_arch=dict(pi=[{width}, {width}], vf=[{width}, {width}]))"
+    common = {"n_envs": 2, "n_steps": 1024, "policy_kwargs": net}
+    return Entry(
+        env_id,
+        reference=Algo(
+            f"TRPO (sb3-contrib) {width}x{width}", "sb3_contrib:TRPO", zoo="trpo", zoo_keys=(zoo_key,), kwargs=common
+        ),
+        candidates=[
+            Algo(f"TRPO {width}x{width}", "sb3_natgrad:TRPO", zoo="trpo", zoo_keys=(zoo_key,), kwargs=common),
+            Algo(
+                f"TRPO line_search=False {width}x{width}",
+                "sb3_natgrad:TRPO",
+                zoo="trpo",
+                zoo_keys=(zoo_key,),
+                kwargs={**common, "line_search": False},
+            ),
+        ],
+        quick=Budget(20_000, seeds=2, n_eval_episodes=3, n_final_episodes=5),
+        full=Budget(1_000_000, seeds=3, eval_freq=50_000, n_eval_episodes=5, n_final_episodes=10),
+    )
+
+
+TRPO_SPEED = Suite(
+    name="trpo_speed",
+    description="train() time of sb3_natgrad TRPO vs sb3-contrib TRPO at 2048 samples per update, 64x64 and 256x256 MLPs.",
+    entries=[
+        _trpo_speed_entry("HalfCheetah-v5", 64, "HalfCheetah-v4"),
+        _trpo_speed_entry("Hopper-v5", 256, "Hopper-v4"),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
 # acktr: sb3_natgrad's ACKTR (hyperparams/acktr.yml) against SB3 A2C (rl-zoo3's a2c.yml), with the
 # reference's n_envs, n_steps and network so that both see the same batches.
 # --------------------------------------------------------------------------------------------------
@@ -108,4 +146,4 @@ ACKTR = Suite(
 
 
 #: Every suite by name (``python -m benchmarks.run --suite NAME``).
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (SMOKE, TRPO, ACKTR)}
+SUITES: dict[str, Suite] = {suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR)}
