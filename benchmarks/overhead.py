@@ -13,6 +13,10 @@ On-policy algorithms: one rollout (``_setup_learn`` + ``collect_rollouts``) and 
 algorithms: the reference's replay buffer is filled by ``learn(fill_steps)`` with ``learning_starts =
 fill_steps`` (so no update happens), and ``train(gradient_steps, batch_size)`` is timed. Another kind of
 algorithm is a new :class:`TrainProtocol`.
+
+With ``learn_steps > 0`` (``--learn-steps``) the whole ``learn(learn_steps)`` is timed as well: a fresh pair
+of models (same seed, same hyperparameters as above) per call, alternating in ABBA order in the same
+process, so that both see the same machine load; environment stepping is included, model construction is not.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class OverheadSettings:
     :param fill_steps: off-policy only: transitions collected into the replay buffer.
     :param gradient_steps: off-policy only: gradient steps per timed ``train()`` call.
     :param seed: seed of models, environment and of every timed call.
+    :param learn_steps: if > 0, also time ``learn(learn_steps)`` of fresh models, ``learn_repeats`` calls each.
+    :param learn_repeats: timed ``learn()`` calls per model.
     """
 
     repeats: int
@@ -56,6 +62,8 @@ class OverheadSettings:
     fill_steps: int = 2_000
     gradient_steps: int = 64
     seed: int = 0
+    learn_steps: int = 0
+    learn_repeats: int = 4
 
 
 #: Settings per profile.
@@ -225,6 +233,31 @@ def _time_call(protocol: TrainProtocol, model: Any, snapshot: _Snapshot, setting
     return time.perf_counter() - start
 
 
+def _time_learn(
+    env_id: str, candidate: tuple[type, ZooConfig], reference: tuple[type, ZooConfig], settings: OverheadSettings
+) -> dict[str, Any]:
+    """``learn(settings.learn_steps)`` of fresh models, candidate and reference alternating (ABBA)."""
+    times: dict[str, list[float]] = {"candidate": [], "reference": []}
+    pairs = {"candidate": candidate, "reference": reference}
+    ref_config = reference[1]
+    for i in range(settings.learn_repeats):
+        order = ("candidate", "reference") if i % 2 == 0 else ("reference", "candidate")
+        for role in order:
+            cls, config = pairs[role]
+            model = _build(cls, config, build_vec_env(env_id, ref_config, ref_config.n_envs, settings.seed), {}, settings.seed)
+            start = time.perf_counter()
+            model.learn(settings.learn_steps)
+            times[role].append(time.perf_counter() - start)
+            model.env.close()
+    ratios = np.asarray(times["candidate"]) / np.asarray(times["reference"])
+    return {
+        "learn_steps": settings.learn_steps,
+        "learn_candidate_times_s": times["candidate"],
+        "learn_reference_times_s": times["reference"],
+        "learn_median_ratio": float(np.median(ratios)),
+    }
+
+
 def measure_pair(
     env_id: str,
     candidate: tuple[str, str, dict[str, Any]],
@@ -274,7 +307,9 @@ def measure_pair(
             times[role].append(_time_call(protocol, model, snapshots[id(model)], settings))
 
     ratios = np.asarray(times["candidate"]) / np.asarray(times["reference"])
+    learn = _time_learn(env_id, (cand_cls, cand_config), (ref_cls, ref_config), settings) if settings.learn_steps > 0 else {}
     return {
+        **learn,
         "env_id": env_id,
         "candidate": cand_label,
         "candidate_algo": cand_path,
@@ -346,6 +381,25 @@ def render_markdown(document: dict[str, Any]) -> str:
             f"| {r['median_ratio']:.3f} | {r['ratio_q25']:.3f}-{r['ratio_q75']:.3f} | {len(r['candidate_times_s'])} "
             f"| {'yes' if r['same_initial_parameters'] else 'no'} |"
         )
+    learned = [r for r in document["results"] if r.get("learn_steps")]
+    if learned:
+        lines += [
+            "",
+            "## Whole `learn()`",
+            "",
+            "Fresh models per call (same seed and hyperparameters as above), candidate and reference alternating "
+            "in ABBA order in one process; environment stepping included, model construction excluded.",
+            "",
+            "| Env | Candidate | Reference | Steps per call | Candidate median (s) | Reference median (s) "
+            "| Ratio cand./ref. (median of pairs) | Calls |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in learned:
+            lines.append(
+                f"| {r['env_id']} | {r['candidate']} | {r['reference']} | {r['learn_steps']:,} "
+                f"| {np.median(r['learn_candidate_times_s']):.2f} | {np.median(r['learn_reference_times_s']):.2f} "
+                f"| {r['learn_median_ratio']:.3f} | {len(r['learn_candidate_times_s'])} |"
+            )
     lines += [
         "",
         f"- CPU: {document['cpu']}; torch threads: 1; created {document['created_at']}; "
