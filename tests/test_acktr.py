@@ -16,14 +16,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from algorithms import ACTION_ENVS
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.envs import (
     FakeImageEnv,
     IdentityEnv,
     IdentityEnvBox,
-    IdentityEnvMultiBinary,
-    IdentityEnvMultiDiscrete,
     SimpleMultiObsEnv,
 )
 from stable_baselines3.common.logger import configure
@@ -339,14 +338,6 @@ def test_learning_rate_schedules_reach_the_optimizers() -> None:
     assert critic_opt.param_groups[0]["lr"] == pytest.approx(0.1 * progress)
 
 
-ACTION_ENVS = {
-    "discrete": lambda: IdentityEnv(4),
-    "box": lambda: IdentityEnvBox(-1.0, 1.0, ep_length=16),
-    "multidiscrete": lambda: IdentityEnvMultiDiscrete(3),
-    "multibinary": lambda: IdentityEnvMultiBinary(3),
-}
-
-
 @pytest.mark.parametrize("space", list(ACTION_ENVS))
 def test_action_spaces_run_and_update(space: str) -> None:
     model = ACKTR("MlpPolicy", ACTION_ENVS[space](), n_steps=8, seed=0)
@@ -355,12 +346,6 @@ def test_action_spaces_run_and_update(space: str) -> None:
     assert all(opt.steps == 4 for opt in model.optimizers)
     changed = [not th.equal(p, q) for p, q in zip(model.policy.parameters(), before, strict=True)]
     assert all(changed)
-
-
-def test_gsde_runs() -> None:
-    model = ACKTR("MlpPolicy", IdentityEnvBox(-1.0, 1.0, ep_length=16), n_steps=8, use_sde=True, sde_sample_freq=4, seed=0)
-    model.learn(32)
-    assert all(np.isfinite(p.detach().numpy()).all() for p in model.policy.parameters())
 
 
 def test_cnn_policy_preconditions_convolutions() -> None:

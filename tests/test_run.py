@@ -5,25 +5,15 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from algorithms import ALGO_NAMES, make_model
+from algorithms import ACTION_ENVS, ALGO_NAMES, make_model
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import (
     FakeImageEnv,
-    IdentityEnv,
     IdentityEnvBox,
-    IdentityEnvMultiBinary,
-    IdentityEnvMultiDiscrete,
     SimpleMultiObsEnv,
 )
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-ACTION_ENVS = {
-    "discrete": lambda: IdentityEnv(4),
-    "box": lambda: IdentityEnvBox(-1.0, 1.0, ep_length=32),
-    "multidiscrete": lambda: IdentityEnvMultiDiscrete(3),
-    "multibinary": lambda: IdentityEnvMultiBinary(3),
-}
 
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
@@ -40,6 +30,7 @@ def test_action_spaces(algo: str, space: str) -> None:
 def test_gsde(algo: str) -> None:
     model = make_model(algo, IdentityEnvBox(-1.0, 1.0, ep_length=32), use_sde=True, sde_sample_freq=4)
     model.learn(128)
+    assert all(np.isfinite(p.detach().numpy()).all() for p in model.policy.parameters())
 
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
