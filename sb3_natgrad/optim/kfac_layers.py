@@ -140,15 +140,15 @@ class KroneckerFactoredLayer:
         if self.has_bias:
             rows = th.cat([rows, rows.new_ones(rows.shape[0], 1)], dim=1)  # [N * T, in + 1]
         # Omega = (1 / N) sum_{n, t} a a^T  (= E[a a^T] for a dense layer, T = 1)
-        a_batch = rows.T @ (rows / n_samples)  # [in + 1, in + 1]
-        g_rows = self.grad_rows(grad_output) * n_samples  # per-sample derivatives, [N * T, out]
-        # Gamma = (1 / (N T)) sum_{n, t} g g^T
-        g_batch = g_rows.T @ (g_rows / g_rows.shape[0])  # [out, out]
+        a_batch = th.mm(rows.T, rows).div_(n_samples)  # [in + 1, in + 1]
+        g_rows = self.grad_rows(grad_output)  # [N * T, out], per-sample derivatives divided by N
+        # Gamma = (1 / (N T)) sum_{n, t} (N g)(N g)^T
+        g_batch = th.mm(g_rows.T, g_rows).mul_(n_samples * n_samples / g_rows.shape[0])  # [out, out]
         if self._a_sum is None or self._g_sum is None:
             self._a_sum, self._g_sum = a_batch, g_batch
         else:
-            self._a_sum = self._a_sum + a_batch
-            self._g_sum = self._g_sum + g_batch
+            self._a_sum.add_(a_batch)
+            self._g_sum.add_(g_batch)
         self._n_calls += 1
         self.batch_size = n_samples
 
