@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-report", action="store_true", help="train without rebuilding the report")
     parser.add_argument("--overhead", action="store_true", help="time train() of candidate vs reference instead of training")
     parser.add_argument("--repeats", type=int, help="--overhead: timed calls per model (default from the profile)")
+    parser.add_argument("--train-calls", type=int, default=1, help="--overhead: consecutive train() calls per timed block")
     parser.add_argument("--learn-steps", type=int, default=0, help="--overhead: also time learn(N) of fresh models (0: off)")
     parser.add_argument("--learn-repeats", type=int, default=4, help="--overhead: timed learn() calls per model")
     parser.add_argument("--dry-run", action="store_true", help="print the planned runs and whether each is done")
@@ -99,7 +100,9 @@ def _main(args: argparse.Namespace) -> int:
         settings = OVERHEAD_PROFILES[args.profile]
         if args.repeats:
             settings = replace(settings, repeats=args.repeats)
-        settings = replace(settings, learn_steps=args.learn_steps, learn_repeats=args.learn_repeats)
+        settings = replace(
+            settings, train_calls=args.train_calls, learn_steps=args.learn_steps, learn_repeats=args.learn_repeats
+        )
         results = measure_suite(suite, settings, args.only_env, args.only_algo)
         for path in write_overhead(out_dir, suite, args.profile, results):
             print(f"overhead: {path}")

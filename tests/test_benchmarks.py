@@ -292,7 +292,7 @@ def test_measure_pair_on_policy() -> None:
         "CartPole-v1",
         ("A2C", "stable_baselines3:A2C", {"policy": "MlpPolicy", "n_steps": 5}),
         ("PPO", "stable_baselines3:PPO", {**hp, "batch_size": 16, "n_epochs": 2}),
-        OverheadSettings(repeats=3, warmup=0, learn_steps=64, learn_repeats=2),
+        OverheadSettings(repeats=3, warmup=0, train_calls=2, learn_steps=64, learn_repeats=2),
     )
     assert (
         result["learn_steps"] == 64 and len(result["learn_candidate_times_s"]) == len(result["learn_reference_times_s"]) == 2
@@ -301,6 +301,7 @@ def test_measure_pair_on_policy() -> None:
     assert result["learn_median_ratio"] == pytest.approx(np.median(learn_ratios))
     document = {"suite": "s", "profile": "quick", "created_at": "t", "cpu": "c", "versions": {}, "git_commit": "x"}
     markdown = render_markdown({**document, "results": [result]})
+    assert "Consecutive `train()` calls per timed block: [2]" in markdown
     assert "## Whole `learn()`" in markdown and f"| {result['learn_median_ratio']:.3f} | 2 |" in markdown
     # The candidate trained with the reference's network and batch, from the same parameters.
     assert matched_hyperparams({"n_steps": 5}, hp, load_class("stable_baselines3:A2C"))["n_steps"] == 16
