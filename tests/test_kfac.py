@@ -205,6 +205,32 @@ def test_preconditioned_gradient_matches_dense_solve() -> None:
         th.testing.assert_close(layer_delta(getattr(model, name), before, name), expected[name], rtol=1e-4, atol=1e-6)
 
 
+def test_precondition_of_arbitrary_vectors_matches_dense_solve() -> None:
+    th.manual_seed(0)
+    model = ConvNet(stride=2, padding=1, bias=True)
+    x = th.randn(8, 2, 6, 6)
+    damping = 0.03
+    opt = KFAC(model, lr=1.0, kl_clip=None, momentum=0.0, damping=damping)
+    record(opt, model, x)
+    opt.update_inverses()
+    params = list(model.parameters())
+    vectors = [th.randn_like(p) for p in params]
+    out = dict(zip([id(p) for p in params], opt.precondition(vectors, params), strict=True))
+    for name in ("conv", "fc"):
+        layer = layers_by_name(opt)[name]
+        module = getattr(model, name)
+        v = dict(zip([id(p) for p in params], vectors, strict=True))
+        v_matrix = th.cat([v[id(module.weight)].reshape(module.weight.shape[0], -1), v[id(module.bias)][:, None]], dim=1)
+        expected = dense_damped_solve(layer.a_factor, layer.g_factor, v_matrix, damping)
+        got = th.cat([out[id(module.weight)].reshape(module.weight.shape[0], -1), out[id(module.bias)][:, None]], dim=1)
+        th.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)  # float32 Cholesky vs float64 dense solve
+    # a subset of the parameters (here only the conv layer's) is preconditioned alone
+    conv_only = opt.precondition(vectors[:2], params[:2])
+    th.testing.assert_close(conv_only[0], out[id(params[0])])
+    with pytest.raises(ValueError, match="2 vectors for 1 parameters"):
+        opt.precondition(vectors[:2], params[:1])
+
+
 def test_diagonal_fallback_matches_per_sample_definition() -> None:
     th.manual_seed(0)
     model = DenseNet()

@@ -19,6 +19,7 @@ from torch import nn
 from torch.func import functional_call
 
 from sb3_natgrad import TRPO
+from sb3_natgrad.common.fisher import flatten, unflatten
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
 from sb3_natgrad.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 from sb3_natgrad.zoo import hyperparams_dir
@@ -313,6 +314,7 @@ def test_all_action_spaces(env_name: str, options: dict[str, Any]) -> None:
         ("fisher", "exact"),
         ("critic", "sgd"),
         ("kl_reduction", "max"),
+        ("cg_preconditioner", "shampoo"),
         ("target_kl", 0.0),
         ("target_kl", -0.01),
         ("vf_target_kl", 0.0),
@@ -388,3 +390,33 @@ def test_other_critic_optimizers_are_kept() -> None:
     model = TRPO("MlpPolicy", ENVS["discrete"](), **kwargs)
     assert type(model.policy.optimizer) is th.optim.RMSprop
     model.learn(kwargs["n_steps"])  # the critic phase runs with it
+
+
+# ------------------------------------------------------------------------------ K-FAC-preconditioned CG
+def test_kfac_preconditioned_cg_runs_saves_and_loads(tmp_path: Any) -> None:
+    model = TRPO("MlpPolicy", ENVS["box"](), cg_preconditioner="kfac", **TINY)
+    assert model._cg_kfac is not None
+    model.learn(TINY["n_steps"])
+    assert model.logger.name_to_value["train/cg_iterations"] >= 1
+    assert all(layer.a_inverse is not None for layer in model._cg_kfac.layers)  # factors of the last batch
+    model.save(tmp_path / "model.zip")
+    loaded = TRPO.load(tmp_path / "model.zip")
+    assert loaded.cg_preconditioner == "kfac" and loaded._cg_kfac is not None
+    obs = loaded.env.observation_space.sample() if loaded.env is not None else model.observation_space.sample()
+    np.testing.assert_allclose(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+
+
+def test_kfac_preconditioner_is_the_damped_kfac_inverse() -> None:
+    """The preconditioner TRPO hands to CG is symmetric positive definite (a requirement of PCG)."""
+    model = TRPO("MlpPolicy", ENVS["discrete"](), cg_preconditioner="kfac", **TINY)
+    model.learn(TINY["n_steps"])
+    kfac = model._cg_kfac
+    assert kfac is not None
+    params = actor_parameters(model.policy)
+    u, v = th.randn(sum(p.numel() for p in params)), th.randn(sum(p.numel() for p in params))
+
+    def apply(x: th.Tensor) -> th.Tensor:
+        return flatten(kfac.precondition(unflatten(x, params), params))
+
+    assert float(u.dot(apply(v))) == pytest.approx(float(v.dot(apply(u))), rel=1e-4)
+    assert float(u.dot(apply(u))) > 0

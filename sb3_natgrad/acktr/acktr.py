@@ -44,7 +44,7 @@ from typing import Any, ClassVar, TypeVar
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.distributions import Distribution, StateDependentNoiseDistribution
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -53,6 +53,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_natgrad.acktr.policies import ACKTRPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy
+from sb3_natgrad.common.fisher import sample_fisher_actions
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
 from sb3_natgrad.optim.kfac import FALLBACKS, KFAC, fisher_backward
 
@@ -60,21 +61,6 @@ SelfACKTR = TypeVar("SelfACKTR", bound="ACKTR")
 
 KFAC_MODES = ("auto", "joint", "separate")
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
-
-
-def sample_fisher_actions(distribution: Distribution) -> th.Tensor:
-    """Actions sampled from the current policy for the sampled Fisher (detail 1), without gradient.
-
-    For gSDE the fresh sample comes from the per-state Gaussian ``N(mu(s), sigma(s))`` rather than from the
-    exploration matrix that ``sample()`` reuses between resets.
-    """
-    with th.no_grad():
-        if isinstance(distribution, StateDependentNoiseDistribution):
-            actions = distribution.distribution.sample()
-            if distribution.bijector is not None:
-                actions = distribution.bijector.forward(actions)
-            return actions
-        return distribution.sample().detach()
 
 
 def sampled_fisher_loss(distribution: Distribution, values: th.Tensor, vf_fisher_coef: float) -> th.Tensor:

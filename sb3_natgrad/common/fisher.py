@@ -315,3 +315,21 @@ def subsample(observations: th.Tensor | dict[str, th.Tensor], step: int) -> th.T
     if isinstance(observations, dict):
         return {key: obs[::step] for key, obs in observations.items()}
     return observations[::step]
+
+
+def sample_fisher_actions(distribution: Distribution) -> th.Tensor:
+    """Actions sampled from the current policy for a sampled Fisher, without gradient.
+
+    Martens & Grosse (2015) §5 / Wu et al. (2017) §3.1: the Fisher is the covariance of the score at
+    *model-sampled* targets, so statistics use ``a~ ~ pi(. | s)``, never the rollout's actions.
+
+    For gSDE the fresh sample comes from the per-state Gaussian ``N(mu(s), sigma(s))`` rather than from the
+    exploration matrix that ``sample()`` reuses between resets.
+    """
+    with th.no_grad():
+        if isinstance(distribution, StateDependentNoiseDistribution):
+            actions = distribution.distribution.sample()
+            if distribution.bijector is not None:
+                actions = distribution.bijector.forward(actions)
+            return actions
+        return distribution.sample().detach()

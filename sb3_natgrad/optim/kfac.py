@@ -301,6 +301,39 @@ class KFAC(Optimizer):
         for layer in self.layers:
             layer.update_inverses(group["damping"], group["weight_decay"])
 
+    @th.no_grad()
+    def precondition(self, vectors: Sequence[th.Tensor], params: Sequence[th.Tensor]) -> list[th.Tensor]:
+        """Apply the damped K-FAC inverse ``(F_kfac + damping)^-1`` to arbitrary tensors shaped like ``params``.
+
+        For a K-FAC layer ``(G + d_G I)^-1 V (A + d_A I)^-1`` with the inverses of the last
+        :meth:`update_inverses` (no trust region, momentum or weight decay term); the diagonal fallback
+        divides by ``D + damping``; parameters without statistics (or not optimized here, or with the
+        ``"identity"`` fallback) are returned unchanged. A symmetric positive-definite map, e.g. the
+        preconditioner of a conjugate-gradient solve with the exact Fisher (TRPO's ``cg_preconditioner``).
+
+        :param vectors: one tensor per entry of ``params``, shaped like it.
+        :param params: parameters the vectors belong to.
+        :return: the preconditioned tensors, in the order of ``params``.
+        """
+        if len(vectors) != len(params):
+            raise ValueError(f"KFAC.precondition: got {len(vectors)} vectors for {len(params)} parameters")
+        by_param = {id(param): vector for param, vector in zip(params, vectors, strict=True)}
+        out: dict[int, th.Tensor] = {}
+        for layer in self.layers:
+            layer_params = layer.params
+            if layer.a_inverse is None or not all(id(p) in by_param for p in layer_params):
+                continue
+            bias_like = by_param[id(layer_params[1])] if len(layer_params) > 1 else None
+            delta = layer.precondition(layer.matrix(by_param[id(layer_params[0])], bias_like))
+            for param, part in zip(layer_params, layer.split(delta), strict=True):
+                out[id(param)] = part
+        damping = self.param_groups[0]["damping"] + self.param_groups[0]["weight_decay"]
+        for param in self.fallback_params:
+            diag = self.state[param].get("diag_fisher") if self.fallback == "diagonal" else None
+            if id(param) in by_param and diag is not None:
+                out[id(param)] = by_param[id(param)] / (diag + damping)
+        return [out.get(id(param), vector) for param, vector in zip(params, vectors, strict=True)]
+
     # ------------------------------------------------------------------ step
     def _non_finite_error(self, layers: Sequence[KroneckerFactoredLayer], fallback: Sequence[th.Tensor]) -> FloatingPointError:
         """Name the parameters with a non-finite gradient (only called once the step is known to be bad)."""

@@ -228,6 +228,14 @@ class KroneckerFactoredLayer:
             grad = th.cat([grad, bias_grad.unsqueeze(1)], dim=1)
         return grad
 
+    def matrix(self, weight_like: th.Tensor, bias_like: th.Tensor | None) -> th.Tensor:
+        """Tensors shaped like the weight and the bias in :meth:`grad_matrix`'s ``[out, in (+ 1)]`` layout."""
+        weight = weight_like.reshape(weight_like.shape[0], -1)
+        if self.module.bias is None:
+            return weight
+        bias = bias_like if bias_like is not None else weight.new_zeros(weight.shape[0])
+        return th.cat([weight, bias.unsqueeze(1)], dim=1)
+
     def split(self, matrix: th.Tensor) -> list[th.Tensor]:
         """Inverse of :meth:`grad_matrix`'s layout: one tensor per parameter, shaped like it."""
         weight = self.module.weight
