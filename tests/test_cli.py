@@ -61,6 +61,17 @@ def test_plugin_algorithm_train_enjoy(algo: str, tmp_path: Path) -> None:
     _train_then_enjoy(algo, tmp_path)
 
 
+def test_atari_entry_trains(tmp_path: Path) -> None:
+    """ACKTR's ``atari`` entry end to end: ALE, SB3's AtariWrapper (OpenCV), frame stack, CnnPolicy, K-FAC."""
+    train = _run(
+        "-m", "sb3_natgrad.train", "--algo", "acktr", "--env", "PongNoFrameskip-v4", "-n", "32", "-f", "logs",
+        "--seed", "0", "--num-threads", "1", "--eval-freq", "-1", "-params", "n_envs:2", "n_steps:4", cwd=tmp_path,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    saved = _saved_config(tmp_path / "logs/acktr/PongNoFrameskip-v4_1/PongNoFrameskip-v4/config.yml")
+    assert dict(saved)["policy"] == "CnnPolicy" and dict(saved)["frame_stack"] == 4
+
+
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_explicit_conf_file_wins(algo: str, tmp_path: Path) -> None:
     conf = tmp_path / "my.yml"
