@@ -121,7 +121,7 @@ class ACKTR(OnPolicyAlgorithm):
     :param momentum: K-FAC momentum (with ``(1 - momentum)`` normalisation, as baselines).
     :param weight_decay: L2 coefficient of the actor (or joint) optimizer.
     :param stats_interval: record the Kronecker factors every this many updates (``T_s``).
-    :param inverse_interval: recompute the factors' eigendecompositions every this many updates (``T_f``).
+    :param inverse_interval: recompute the damped factor inverses every this many updates (``T_f``).
     :param kfac_mode: ``"joint"`` (one optimizer, Fisher of ``p(a, v | s)``), ``"separate"`` (actor and
         critic optimizers; needs no shared parameters) or ``"auto"`` (separate iff nothing is shared).
     :param vf_learning_rate: critic ``eta_max`` in separate mode (float or schedule; default: ``learning_rate``).

@@ -88,7 +88,7 @@ def damped_inverse(matrix: th.Tensor, damping: th.Tensor, name: str = "") -> th.
 
 
 class KroneckerFactoredLayer:
-    """K-FAC state of one ``nn.Linear`` or ``nn.Conv2d``: running factors, their eigendecompositions and the
+    """K-FAC state of one ``nn.Linear`` or ``nn.Conv2d``: running factors, their damped inverses and the
     statistics of the recording context in progress.
 
     Subclasses define how the rows of ``a`` and ``g`` are extracted from the layer input and output gradient.
