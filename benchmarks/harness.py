@@ -134,12 +134,13 @@ def run_in_subprocess(spec: RunSpec, work_dir: Path, timeout_s: float, running: 
     spec_path = work_dir / f"{spec.name}.spec.json"
     result_path = work_dir / f"{spec.name}.result.json"
     log_path = work_dir / f"{spec.name}.log"
+    checkpoint_dir = work_dir / f"{spec.name}.ckpt"  # resumed from if an earlier attempt left one
     spec_path.write_text(json.dumps(spec.to_dict(), indent=1))
     result_path.unlink(missing_ok=True)
     start = time.perf_counter()
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.worker", str(spec_path), str(result_path)],
+            [sys.executable, "-m", "benchmarks.worker", str(spec_path), str(result_path), str(checkpoint_dir)],
             cwd=REPO_ROOT,
             env=_worker_env(),
             stdout=log,

@@ -10,6 +10,14 @@ Measurements:
   a separate evaluation environment (its ``VecNormalize`` statistics synchronized from the training env);
 - final evaluation: ``n_final_episodes`` deterministic episodes after ``learn()`` (also the last curve point);
 - wall-clock of ``learn()``, the part of it spent evaluating, and steps/s of training alone.
+
+Checkpoints (``python -m benchmarks.worker SPEC.json RESULT.json CHECKPOINT_DIR``, which the harness
+passes): at every learning-curve point the model, its ``VecNormalize`` statistics, an off-policy replay
+buffer and the curve so far are saved, so that a run longer than a session resumes where it stopped
+when the harness is started again (same spec, same ``config_hash``). A resumed run continues from the
+saved parameters and optimizer state but not from the exact environment and RNG state: it is not
+bit-identical to an uninterrupted one, and its record says how many ``segments`` it took. The
+checkpoint is deleted once the result is written.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -41,8 +50,21 @@ def run_episodes(model: Any, env: Any, n_episodes: int) -> tuple[list[float], li
     return [float(r) for r in returns], [int(n) for n in lengths]
 
 
-def _learning_curve_callback(eval_env: Any, eval_freq: int, n_eval_episodes: int, total_timesteps: int) -> Any:
-    """A callback recording deterministic evaluations during ``learn()`` (built lazily: imports SB3)."""
+def _learning_curve_callback(
+    eval_env: Any,
+    eval_freq: int,
+    n_eval_episodes: int,
+    total_timesteps: int,
+    on_point: Any = None,
+    resumed: dict[str, Any] | None = None,
+    stop_at: int | None = None,
+) -> Any:
+    """A callback recording deterministic evaluations during ``learn()`` (built lazily: imports SB3).
+
+    :param on_point: called with the callback after each evaluation (checkpointing).
+    :param resumed: the ``curve`` and ``eval_seconds`` of earlier segments of the run.
+    :param stop_at: end ``learn()`` at the first evaluation at or after this many steps (tests).
+    """
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import sync_envs_normalization
 
@@ -51,11 +73,13 @@ def _learning_curve_callback(eval_env: Any, eval_freq: int, n_eval_episodes: int
 
         def __init__(self) -> None:
             super().__init__()
-            self.timesteps: list[int] = []
-            self.means: list[float] = []
-            self.stds: list[float] = []
-            self.eval_seconds = 0.0
+            curve = (resumed or {}).get("curve", {})
+            self.timesteps: list[int] = list(curve.get("timesteps", []))
+            self.means: list[float] = list(curve.get("mean", []))
+            self.stds: list[float] = list(curve.get("std", []))
+            self.eval_seconds = float((resumed or {}).get("eval_seconds", 0.0))
             self._next = 0
+            self._stopped = False
 
         def _evaluate(self) -> None:
             start = time.perf_counter()
@@ -64,20 +88,70 @@ def _learning_curve_callback(eval_env: Any, eval_freq: int, n_eval_episodes: int
             self.timesteps.append(int(self.num_timesteps))
             self.means.append(float(np.mean(returns)))
             self.stds.append(float(np.std(returns)))
+            self._advance()
+            self.eval_seconds += time.perf_counter() - start
+            if on_point is not None:
+                on_point(self)
+
+        def _advance(self) -> None:
             while self._next <= self.num_timesteps:
                 self._next += eval_freq
-            self.eval_seconds += time.perf_counter() - start
 
         def _on_training_start(self) -> None:
-            self._evaluate()
+            if self.timesteps:  # a resumed run: its last point is already recorded
+                self._advance()
+            else:
+                self._evaluate()
 
         def _on_step(self) -> bool:
             # The point at the end of training is the final evaluation, done after learn().
             if self._next <= self.num_timesteps < total_timesteps:
                 self._evaluate()
+                if stop_at is not None and self.num_timesteps >= stop_at:
+                    self._stopped = True
+                    return False
             return True
 
     return LearningCurveCallback()
+
+
+class Checkpoint:
+    """The files of a run in progress: ``model.zip``, ``vecnormalize.pkl``, ``replay_buffer.pkl``, ``state.json``."""
+
+    def __init__(self, directory: Path, config_hash: str) -> None:
+        self.directory = directory
+        self.config_hash = config_hash
+
+    def load_state(self) -> dict[str, Any] | None:
+        """The saved state if a checkpoint of this very configuration exists (else it is removed)."""
+        state_path = self.directory / "state.json"
+        if not state_path.exists() or not (self.directory / "model.zip").exists():
+            return None
+        state = json.loads(state_path.read_text())
+        if state.get("config_hash") != self.config_hash:
+            self.remove()
+            return None
+        return dict(state)
+
+    def save(self, model: Any, train_env: Any, state: dict[str, Any]) -> None:
+        """Write everything, each file replaced atomically, ``state.json`` last."""
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        model.save(self.directory / "model.tmp.zip")
+        os.replace(self.directory / "model.tmp.zip", self.directory / "model.zip")
+        if isinstance(train_env, VecNormalize):
+            train_env.save(self.directory / "vecnormalize.tmp.pkl")
+            os.replace(self.directory / "vecnormalize.tmp.pkl", self.directory / "vecnormalize.pkl")
+        if hasattr(model, "save_replay_buffer") and getattr(model, "replay_buffer", None) is not None:
+            model.save_replay_buffer(self.directory / "replay_buffer.tmp.pkl")
+            os.replace(self.directory / "replay_buffer.tmp.pkl", self.directory / "replay_buffer.pkl")
+        tmp = self.directory / "state.tmp.json"
+        tmp.write_text(json.dumps({**state, "config_hash": self.config_hash}))
+        os.replace(tmp, self.directory / "state.json")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def cpu_name() -> str:
@@ -112,10 +186,15 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
-    """Train one model as ``spec`` says and return the result record (``spec`` fields included)."""
+def train_and_evaluate(spec: RunSpec, checkpoint_dir: Path | None = None, stop_at: int | None = None) -> dict[str, Any] | None:
+    """Train one model as ``spec`` says and return the result record (``spec`` fields included).
+
+    :param checkpoint_dir: save a checkpoint at every curve point there, and resume from one found there.
+    :param stop_at: stop after the first curve point at or after this many steps and return ``None``
+        (leaving the checkpoint), as if the process had been killed there.
+    """
     import torch
-    from stable_baselines3.common.vec_env import sync_envs_normalization
+    from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
     torch.set_num_threads(1)
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -124,16 +203,40 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
     config = convert_hyperparams(spec.hyperparams)
     train_env = build_vec_env(spec.env_id, config, config.n_envs, seed=spec.seed)
     eval_env = build_vec_env(spec.env_id, config, 1, seed=spec.seed + EVAL_SEED_OFFSET, eval_env=True)
-    kwargs = dict(config.algo_kwargs)
-    action_noise = make_action_noise(config, train_env.action_space)
-    if action_noise is not None:
-        kwargs["action_noise"] = action_noise
-    model = algo_class(env=train_env, seed=spec.seed, verbose=0, device=spec.device, **kwargs)
-
-    curve = _learning_curve_callback(eval_env, spec.eval_freq, spec.n_eval_episodes, spec.n_timesteps)
+    checkpoint = Checkpoint(checkpoint_dir, spec.config_hash()) if checkpoint_dir is not None else None
+    resumed = checkpoint.load_state() if checkpoint is not None else None
+    if resumed is not None and checkpoint is not None:
+        if isinstance(train_env, VecNormalize) and (checkpoint.directory / "vecnormalize.pkl").exists():
+            train_env = VecNormalize.load(str(checkpoint.directory / "vecnormalize.pkl"), train_env.venv)
+        model = algo_class.load(checkpoint.directory / "model.zip", env=train_env, device=spec.device)
+        if (checkpoint.directory / "replay_buffer.pkl").exists() and hasattr(model, "load_replay_buffer"):
+            model.load_replay_buffer(checkpoint.directory / "replay_buffer.pkl")
+        model.set_random_seed(spec.seed + 1000 * int(resumed["segments"]))
+    else:
+        kwargs = dict(config.algo_kwargs)
+        action_noise = make_action_noise(config, train_env.action_space)
+        if action_noise is not None:
+            kwargs["action_noise"] = action_noise
+        model = algo_class(env=train_env, seed=spec.seed, verbose=0, device=spec.device, **kwargs)
+    segments = 1 + (int(resumed["segments"]) if resumed else 0)
+    previous_learn_s = float(resumed["learn_wall_s"]) if resumed else 0.0
     start = time.perf_counter()
-    model.learn(total_timesteps=spec.n_timesteps, callback=[curve, *config.callbacks])
-    learn_wall_s = time.perf_counter() - start
+
+    def save_checkpoint(callback: Any) -> None:
+        if checkpoint is not None:
+            curve_so_far = {"timesteps": callback.timesteps, "mean": callback.means, "std": callback.stds}
+            learn_s = previous_learn_s + time.perf_counter() - start
+            state = {"segments": segments, "learn_wall_s": learn_s, "eval_seconds": callback.eval_seconds}
+            checkpoint.save(model, train_env, {**state, "curve": curve_so_far})
+
+    curve = _learning_curve_callback(
+        eval_env, spec.eval_freq, spec.n_eval_episodes, spec.n_timesteps, save_checkpoint, resumed, stop_at
+    )
+    remaining = spec.n_timesteps - int(model.num_timesteps) if resumed else spec.n_timesteps
+    model.learn(total_timesteps=remaining, callback=[curve, *config.callbacks], reset_num_timesteps=resumed is None)
+    learn_wall_s = previous_learn_s + time.perf_counter() - start
+    if curve._stopped:
+        return None
 
     sync_envs_normalization(train_env, eval_env)
     returns, lengths = run_episodes(model, eval_env, spec.n_final_episodes)
@@ -153,6 +256,7 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
         eval_wall_s=curve.eval_seconds,
         train_wall_s=train_wall_s,
         steps_per_s=model.num_timesteps / train_wall_s,
+        segments=segments,
         final={
             "mean": final_mean,
             "std": final_std,
@@ -174,17 +278,21 @@ def train_and_evaluate(spec: RunSpec) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m benchmarks.worker SPEC.json RESULT.json``."""
+    """Entry point: ``python -m benchmarks.worker SPEC.json RESULT.json [CHECKPOINT_DIR]``."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m benchmarks.worker SPEC.json RESULT.json", file=sys.stderr)
+    if len(args) not in (2, 3):
+        print("usage: python -m benchmarks.worker SPEC.json RESULT.json [CHECKPOINT_DIR]", file=sys.stderr)
         return 2
     spec = RunSpec.from_dict(json.loads(Path(args[0]).read_text()))
-    record = train_and_evaluate(spec)
+    checkpoint_dir = Path(args[2]) if len(args) == 3 else None
+    record = train_and_evaluate(spec, checkpoint_dir)
+    assert record is not None  # only a test's stop_at ends a run early
     out = Path(args[1])
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
     tmp.replace(out)
+    if checkpoint_dir is not None:
+        Checkpoint(checkpoint_dir, spec.config_hash()).remove()
     final, train_s = record["final"]["mean"], record["train_wall_s"]
     print(f"{spec.env_id} {spec.label} seed {spec.seed}: final return {final:.1f}, learn() {train_s:.1f} s without evaluation")
     return 0

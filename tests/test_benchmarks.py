@@ -3,6 +3,7 @@ one real worker subprocess, and the ``train()`` overhead measurement."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -310,3 +311,22 @@ def test_measure_pair_on_policy() -> None:
     assert len(result["candidate_times_s"]) == len(result["reference_times_s"]) == 3
     ratios = np.array(result["candidate_times_s"]) / np.array(result["reference_times_s"])
     assert result["median_ratio"] == pytest.approx(np.median(ratios))
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    from benchmarks.worker import Checkpoint, train_and_evaluate
+
+    spec = plan_runs(_tiny_suite(timesteps=1000, seeds=1), "quick")[0]  # A2C, 2 envs x 8 steps, eval every 250
+    checkpoint_dir = tmp_path / "run.ckpt"
+    assert train_and_evaluate(spec, checkpoint_dir, stop_at=500) is None  # "killed" after the point at 500
+    state = Checkpoint(checkpoint_dir, spec.config_hash()).load_state()
+    assert state is not None and state["segments"] == 1 and state["curve"]["timesteps"][-1] >= 500
+    record = train_and_evaluate(spec, checkpoint_dir)
+    assert record is not None and record["segments"] == 2
+    assert record["num_timesteps"] >= spec.n_timesteps
+    timesteps = record["curve"]["timesteps"]
+    assert timesteps[: len(state["curve"]["timesteps"])] == state["curve"]["timesteps"]  # earlier points kept
+    assert all(a < b for a, b in itertools.pairwise(timesteps))  # no point evaluated twice
+    assert record["learn_wall_s"] > state["learn_wall_s"]
+    # A checkpoint of another configuration is not resumed from (and is removed).
+    assert Checkpoint(checkpoint_dir, "another hash").load_state() is None and not checkpoint_dir.exists()
