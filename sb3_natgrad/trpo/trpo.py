@@ -68,6 +68,10 @@ class TRPO(OnPolicyAlgorithm):
       through the shared extractor.)
     - A CG breakdown (non-positive curvature, non-finite values) or a failed line search leaves the
       policy exactly as it was, and is logged.
+    - The line search bounds the paper's ``KL(pi_old || pi_new)`` (Schulman et al. 2015, Eq. 12);
+      sb3-contrib evaluates ``KL(pi_new || pi_old)``. Both have the same Hessian at ``theta_old`` (so the same
+      search direction and closed-form step); they differ at third order in the step, i.e. only in which
+      borderline steps the line search accepts.
     - The critic's Adam runs PyTorch's fused kernel (``fused=True``; same update rule, results equal up to
       rounding) unless ``policy_kwargs["optimizer_kwargs"]`` chooses the implementation (``fused`` or
       ``foreach``) or the optimizer is not Adam; its minibatches are sb3-contrib's (same permutations),
