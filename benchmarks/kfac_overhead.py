@@ -23,7 +23,6 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -33,6 +32,7 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.harness import git_commit
 from sb3_natgrad.optim import KFAC, fisher_backward
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
@@ -273,7 +273,7 @@ def main() -> None:
         "torch": th.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "commit": _commit(),
+        "commit": (git_commit() or "unknown")[:10],
         "threads": 1,
         "repeats": args.repeats,
         "cnn_repeats": args.cnn_repeats,
@@ -284,16 +284,6 @@ def main() -> None:
     json_path.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     md_path.write_text(write_markdown(meta, results))
     print(md_path.read_text())
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, check=True, cwd=OUT_DIR
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":

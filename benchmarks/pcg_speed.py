@@ -26,7 +26,6 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.utils import set_random_seed
 
+from benchmarks.harness import git_commit
 from sb3_natgrad import TRPO
 from sb3_natgrad.common.cg import conjugate_gradient
 from sb3_natgrad.common.fisher import FisherVectorProduct, flatten, sample_fisher_actions, unflatten
@@ -148,16 +148,6 @@ def write_markdown(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, check=True, cwd=OUT_DIR
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--warmup-steps", type=int, default=20_480)
@@ -172,7 +162,7 @@ def main() -> None:
     meta = {
         "torch": th.__version__,
         "python": platform.python_version(),
-        "commit": _commit(),
+        "commit": (git_commit() or "unknown")[:10],
         "warmup_steps": args.warmup_steps,
     }
     OUT_DIR.mkdir(parents=True, exist_ok=True)
