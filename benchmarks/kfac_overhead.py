@@ -28,8 +28,11 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
 import torch as th
 import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import NatureCNN
 from torch import nn
 
 from benchmarks.harness import git_commit
@@ -61,21 +64,11 @@ class ActorCritic(nn.Module):
 
 
 class NatureCNNActorCritic(nn.Module):
-    """Mnih et al. (2015)'s network with policy and value heads on a shared trunk (SB3's ``CnnPolicy``)."""
+    """SB3's ``NatureCNN`` (Mnih et al. 2015) with policy and value heads on the shared trunk (``CnnPolicy``)."""
 
     def __init__(self, channels: int, n_actions: int) -> None:
         super().__init__()
-        self.trunk = nn.Sequential(
-            nn.Conv2d(channels, 32, 8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(3136, 512),
-            nn.ReLU(),
-        )
+        self.trunk = NatureCNN(spaces.Box(0, 255, (channels, 84, 84), dtype=np.uint8), features_dim=512)
         self.pi = nn.Linear(512, n_actions)
         self.vf = nn.Linear(512, 1)
 

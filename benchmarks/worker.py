@@ -79,7 +79,7 @@ def _learning_curve_callback(
             self.stds: list[float] = list(curve.get("std", []))
             self.eval_seconds = float((resumed or {}).get("eval_seconds", 0.0))
             self._next = 0
-            self._stopped = False
+            self.stopped = False
 
         def _evaluate(self) -> None:
             start = time.perf_counter()
@@ -108,7 +108,7 @@ def _learning_curve_callback(
             if self._next <= self.num_timesteps < total_timesteps:
                 self._evaluate()
                 if stop_at is not None and self.num_timesteps >= stop_at:
-                    self._stopped = True
+                    self.stopped = True
                     return False
             return True
 
@@ -235,7 +235,7 @@ def train_and_evaluate(spec: RunSpec, checkpoint_dir: Path | None = None, stop_a
     remaining = spec.n_timesteps - int(model.num_timesteps) if resumed else spec.n_timesteps
     model.learn(total_timesteps=remaining, callback=[curve, *config.callbacks], reset_num_timesteps=resumed is None)
     learn_wall_s = previous_learn_s + time.perf_counter() - start
-    if curve._stopped:
+    if curve.stopped:
         return None
 
     sync_envs_normalization(train_env, eval_env)

@@ -389,12 +389,8 @@ class ACKTR(OnPolicyAlgorithm):
         self.logger.record("train/policy_loss", policy_loss.item())
         self.logger.record("train/value_loss", value_loss.item())
         for prefix, opt in zip(("", "vf_"), optimizers, strict=False):
-            info = opt.last_step_info
-            if info:
-                self.logger.record(f"train/{prefix}step_size", float(info["step_size"]))
-                self.logger.record(f"train/{prefix}kl", float(info["kl"]))
-                self.logger.record(f"train/{prefix}fisher_norm", float(info["fisher_norm"]))
-                self.logger.record(f"train/{prefix}damping", float(info["damping"]))
+            for key, value in opt.last_step_info.items():  # step_size, kl, fisher_norm, damping (floats)
+                self.logger.record(f"train/{prefix}{key}", value)
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 

@@ -72,10 +72,16 @@ def conjugate_gradient(
     residual_sq = residual.dot(residual)
     if residual_sq < residual_tol:
         return x, CGInfo(0, float(residual_sq.sqrt()), converged=True, non_positive_curvature=False)
-    # z = M^-1 r and rz = r^T z (= r^T r without a preconditioner)
-    z = residual if preconditioner is None else preconditioner(residual)
-    rz = residual_sq if preconditioner is None else residual.dot(z)
-    if not bool(rz > 0) or not bool(th.isfinite(rz)):
+
+    def precondition(r: th.Tensor, r_sq: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        # z = M^-1 r and r^T z (= r and r^T r without a preconditioner: the plain loop's arithmetic)
+        if preconditioner is None:
+            return r, r_sq
+        z = preconditioner(r)
+        return z, r.dot(z)
+
+    z, rz = precondition(residual, residual_sq)
+    if preconditioner is not None and not _positive(rz):  # M not positive definite
         return x, CGInfo(0, float(residual_sq.sqrt()), converged=False, non_positive_curvature=True)
 
     direction = z.clone()
@@ -86,8 +92,8 @@ def conjugate_gradient(
         a_direction = matrix_vector_product(direction)
         iterations += 1
         curvature = direction.dot(a_direction)  # p^T A p
-        # `not (c > 0)` is also true for NaN: never divide by a non-positive or non-finite curvature.
-        if not bool(curvature > 0) or not bool(th.isfinite(curvature)):
+        # Never divide by a non-positive or non-finite curvature.
+        if not _positive(curvature):
             non_positive_curvature = True
             break
         alpha = rz / curvature
@@ -103,16 +109,17 @@ def conjugate_gradient(
             residual_sq = new_residual_sq
             converged = True
             break
-        if preconditioner is None:
-            new_z, new_rz = residual, new_residual_sq
-        else:
-            new_z = preconditioner(residual)
-            new_rz = residual.dot(new_z)
-            if not bool(new_rz > 0) or not bool(th.isfinite(new_rz)):
-                residual_sq = new_residual_sq
-                non_positive_curvature = True
-                break
+        new_z, new_rz = precondition(residual, new_residual_sq)
+        if preconditioner is not None and not _positive(new_rz):  # M not positive definite
+            residual_sq = new_residual_sq
+            non_positive_curvature = True
+            break
         beta = new_rz / rz
         residual_sq, rz = new_residual_sq, new_rz
         direction = new_z + beta * direction
     return x, CGInfo(iterations, float(residual_sq.sqrt()), converged, non_positive_curvature)
+
+
+def _positive(value: th.Tensor) -> bool:
+    """``value > 0`` and finite (``not (NaN > 0)``, so NaN is not positive)."""
+    return bool(value > 0) and bool(th.isfinite(value))

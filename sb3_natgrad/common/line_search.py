@@ -105,24 +105,15 @@ def backtracking_line_search(
         raise ValueError(f"shrinking_factor must be in (0, 1), got {shrinking_factor}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    step_size = closed_form_step_size(max_kl, shs)
-    if step_size == 0.0:
-        return LineSearchResult(False, 0.0, 0, 0.0, 0.0, 0.0)
-    old_objective = float(old_objective)
-    original = [p.detach().clone() for p in params]
-    original_flat = flatten(original)
-    fraction = 1.0
-    with th.no_grad():
-        for i in range(max_iter):
-            _set(params, unflatten(original_flat + (fraction * step_size) * search_direction, params))
-            objective, kl = evaluate()
-            improvement, kl_value = float(objective) - old_objective, float(kl)
-            # NaN fails both comparisons, so a non-finite objective or KL is never accepted.
-            if improvement > 0 and kl_value <= max_kl and math.isfinite(improvement):
-                return LineSearchResult(True, fraction, i + 1, step_size, kl_value, improvement)
-            fraction *= shrinking_factor
-        _set(params, original)
-    return LineSearchResult(False, 0.0, max_iter, step_size, 0.0, 0.0)
+
+    def accept(improvement: float, kl_value: float) -> bool:
+        # NaN fails both comparisons, so a non-finite objective or KL is never accepted.
+        return improvement > 0 and kl_value <= max_kl and math.isfinite(improvement)
+
+    fractions = [1.0]
+    for _ in range(max_iter - 1):  # repeated products, as sb3-contrib (not shrinking_factor**i)
+        fractions.append(fractions[-1] * shrinking_factor)
+    return _try_steps(params, search_direction, closed_form_step_size(max_kl, shs), evaluate, old_objective, fractions, accept)
 
 
 def natural_gradient_step(
@@ -140,15 +131,35 @@ def natural_gradient_step(
     therefore exceed ``max_kl``: the quadratic model of the constraint is only trusted.
     """
     _check(max_kl, params, search_direction)
-    step_size = closed_form_step_size(max_kl, shs)
+
+    def accept(improvement: float, kl_value: float) -> bool:
+        return math.isfinite(improvement) and math.isfinite(kl_value)
+
+    return _try_steps(params, search_direction, closed_form_step_size(max_kl, shs), evaluate, old_objective, [1.0], accept)
+
+
+def _try_steps(
+    params: Sequence[nn.Parameter],
+    search_direction: th.Tensor,
+    step_size: float,
+    evaluate: Evaluate,
+    old_objective: float | th.Tensor,
+    fractions: Sequence[float],
+    accept: Callable[[float, float], bool],
+) -> LineSearchResult:
+    """Set ``theta_0 + fraction * step_size * s`` for each fraction in turn; keep the first that ``accept`` approves
+    (improvement, KL), else restore the exact original parameters. ``step_size == 0`` (undefined) tries nothing."""
     if step_size == 0.0:
         return LineSearchResult(False, 0.0, 0, 0.0, 0.0, 0.0)
+    old_objective = float(old_objective)
     original = [p.detach().clone() for p in params]
+    original_flat = flatten(original)
     with th.no_grad():
-        _set(params, unflatten(flatten(original) + step_size * search_direction, params))
-        objective, kl = evaluate()
-        improvement, kl_value = float(objective) - float(old_objective), float(kl)
-        if math.isfinite(improvement) and math.isfinite(kl_value):
-            return LineSearchResult(True, 1.0, 1, step_size, kl_value, improvement)
+        for i, fraction in enumerate(fractions):
+            _set(params, unflatten(original_flat + (fraction * step_size) * search_direction, params))
+            objective, kl = evaluate()
+            improvement, kl_value = float(objective) - old_objective, float(kl)
+            if accept(improvement, kl_value):
+                return LineSearchResult(True, fraction, i + 1, step_size, kl_value, improvement)
         _set(params, original)
-    return LineSearchResult(False, 0.0, 1, step_size, 0.0, 0.0)
+    return LineSearchResult(False, 0.0, len(fractions), step_size, 0.0, 0.0)

@@ -329,10 +329,15 @@ class KFAC(Optimizer):
                 out[id(param)] = part
         damping = self.param_groups[0]["damping"] + self.param_groups[0]["weight_decay"]
         for param in self.fallback_params:
-            diag = self.state[param].get("diag_fisher") if self.fallback == "diagonal" else None
-            if id(param) in by_param and diag is not None:
-                out[id(param)] = by_param[id(param)] / (diag + damping)
+            if id(param) in by_param:
+                out[id(param)] = self._fallback_precondition(param, by_param[id(param)], damping)
         return [out.get(id(param), vector) for param, vector in zip(params, vectors, strict=True)]
+
+    def _fallback_precondition(self, param: th.Tensor, vector: th.Tensor, damping: float) -> th.Tensor:
+        """``vector / (D + damping)`` with the diagonal Fisher ``D`` of a fallback parameter (a copy of
+        ``vector`` with the ``"identity"`` fallback or before any statistics)."""
+        diag = self.state[param].get("diag_fisher") if self.fallback == "diagonal" else None
+        return vector / (diag + damping) if diag is not None else vector.clone()
 
     # ------------------------------------------------------------------ step
     def _non_finite_error(self, layers: Sequence[KroneckerFactoredLayer], fallback: Sequence[th.Tensor]) -> FloatingPointError:
@@ -397,8 +402,7 @@ class KFAC(Optimizer):
         for fb_param in fallback:
             assert fb_param.grad is not None
             grad = fb_param.grad if weight_decay == 0.0 else fb_param.grad + weight_decay * fb_param
-            diag = self.state[fb_param].get("diag_fisher") if self.fallback == "diagonal" else None
-            delta = grad / (diag + (damping + weight_decay)) if diag is not None else grad.clone()
+            delta = self._fallback_precondition(fb_param, grad, damping + weight_decay)
             fisher_terms.append(th.sum(grad * delta))
             params.append(fb_param)
             deltas.append(delta)

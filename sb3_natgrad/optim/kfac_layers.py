@@ -215,18 +215,11 @@ class KroneckerFactoredLayer:
     # ------------------------------------------------------------------ layout
     def grad_matrix(self, weight_decay: float) -> th.Tensor:
         """The layer's gradient (plus ``weight_decay * theta``) as an ``[out, in (+ 1)]`` matrix."""
-        weight = self.module.weight
-        weight_grad = weight.grad if weight.grad is not None else th.zeros_like(weight)
-        grad = weight_grad.reshape(weight.shape[0], -1)
-        if weight_decay != 0.0:
-            grad = grad + weight_decay * weight.reshape(weight.shape[0], -1)
-        if self.module.bias is not None:
-            bias = self.module.bias
-            bias_grad = bias.grad if bias.grad is not None else th.zeros_like(bias)
-            if weight_decay != 0.0:
-                bias_grad = bias_grad + weight_decay * bias
-            grad = th.cat([grad, bias_grad.unsqueeze(1)], dim=1)
-        return grad
+        grads = []
+        for param in self.params:
+            grad = param.grad if param.grad is not None else th.zeros_like(param)
+            grads.append(grad if weight_decay == 0.0 else grad + weight_decay * param)
+        return self.matrix(grads[0], grads[1] if len(grads) > 1 else None)
 
     def matrix(self, weight_like: th.Tensor, bias_like: th.Tensor | None) -> th.Tensor:
         """Tensors shaped like the weight and the bias in :meth:`grad_matrix`'s ``[out, in (+ 1)]`` layout."""
