@@ -151,5 +151,28 @@ ACKTR = Suite(
 )
 
 
+# --------------------------------------------------------------------------------------------------
+# acktr_atari: ACKTR's `atari` entry (baselines' settings: 16 envs x 20 steps, CnnPolicy) on Pong with
+# the zoo's Atari wrappers; A2C's `atari` entry (16 envs x 5 steps) as the reference. Each algorithm
+# keeps its own zoo batch: A2C's policy_kwargs name an RMSprop optimizer, which K-FAC replaces.
+# Runs take hours on a CPU; they checkpoint at every curve point and resume across sessions.
+# --------------------------------------------------------------------------------------------------
+ACKTR_ATARI = Suite(
+    name="acktr_atari",
+    description="sb3_natgrad ACKTR on PongNoFrameskip-v4 (zoo Atari wrappers, CnnPolicy) against SB3 A2C, zoo settings.",
+    entries=[
+        Entry(
+            "PongNoFrameskip-v4",
+            reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c"),
+            # Statistics every 10 updates instead of baselines' every update: on one CPU core the factors of
+            # NatureCNN's convolutions (128k patch rows per batch of 320) would triple the update's cost.
+            candidates=[Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr", kwargs={"stats_interval": 10})],
+            quick=Budget(20_000, seeds=1, eval_freq=10_000, n_eval_episodes=1, n_final_episodes=1),
+            full=Budget(2_000_000, seeds=1, eval_freq=100_000, n_eval_episodes=3, n_final_episodes=5, timeout_s=12 * 3600.0),
+        ),
+    ],
+)
+
+
 #: Every suite by name (``python -m benchmarks.run --suite NAME``).
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR)}
+SUITES: dict[str, Suite] = {suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_ATARI)}

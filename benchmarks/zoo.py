@@ -237,13 +237,15 @@ def build_vec_env(env_id: str, config: ZooConfig, n_envs: int, seed: int, eval_e
     """Build a ``DummyVecEnv`` the way ``ExperimentManager.create_envs`` does.
 
     Each sub-environment is wrapped in ``Monitor`` (so evaluation reports true episode returns) and in the
-    zoo ``env_wrapper``; then come ``vec_env_wrapper``, ``VecNormalize`` and ``VecFrameStack``. An
+    zoo ``env_wrapper``; then come ``vec_env_wrapper``, ``VecNormalize``, ``VecFrameStack`` and, for channel-last
+    images, ``VecTransposeImage``. An
     evaluation environment normalizes observations with frozen statistics (synchronize them from the
     training environment before evaluating) and leaves rewards unnormalized.
     """
     import rl_zoo3.import_envs  # noqa: F401  (registers ALE and the zoo's extra environments)
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
+    from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
     env = make_vec_env(
         env_id,
@@ -263,6 +265,10 @@ def build_vec_env(env_id: str, config: ZooConfig, n_envs: int, seed: int, eval_e
         env = VecNormalize(env, **normalize_kwargs)
     if config.frame_stack is not None:
         env = VecFrameStack(env, config.frame_stack)
+    # Channel-last images become channel-first here (as the zoo does), not inside the model: the training and
+    # evaluation wrappers then match, which sync_envs_normalization needs.
+    if is_image_space(env.observation_space) and not is_image_space_channels_first(env.observation_space):  # type: ignore[arg-type]
+        env = VecTransposeImage(env)
     return env
 
 

@@ -330,3 +330,24 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert record["learn_wall_s"] > state["learn_wall_s"]
     # A checkpoint of another configuration is not resumed from (and is removed).
     assert Checkpoint(checkpoint_dir, "another hash").load_state() is None and not checkpoint_dir.exists()
+
+
+def test_atari_train_and_eval_envs_wrap_alike() -> None:
+    """Image observations are transposed in both envs, so evaluation can sync with the training env."""
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.vec_env import VecTransposeImage, sync_envs_normalization
+
+    from benchmarks.zoo import build_vec_env
+
+    hyperparams, _, key = load_zoo_entry("rl_zoo3:a2c", "PongNoFrameskip-v4")
+    assert key == "atari"
+    config = convert_hyperparams(hyperparams)
+    train_env = build_vec_env("PongNoFrameskip-v4", config, 2, seed=0)
+    eval_env = build_vec_env("PongNoFrameskip-v4", config, 1, seed=1, eval_env=True)
+    assert isinstance(train_env, VecTransposeImage) and isinstance(eval_env, VecTransposeImage)
+    assert train_env.observation_space.shape == (4, 84, 84)
+    model = A2C("CnnPolicy", train_env, n_steps=2, seed=0)
+    assert model.get_env() is train_env  # not wrapped a second time
+    sync_envs_normalization(model.get_env(), eval_env)  # raised before the envs were wrapped alike
+    train_env.close()
+    eval_env.close()
