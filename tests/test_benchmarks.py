@@ -351,3 +351,19 @@ def test_atari_train_and_eval_envs_wrap_alike() -> None:
     sync_envs_normalization(model.get_env(), eval_env)  # raised before the envs were wrapped alike
     train_env.close()
     eval_env.close()
+
+
+def test_acktr_batch_probe_configuration() -> None:
+    """Probes start from ACKTR's YAML entry at A2C's MuJoCo batch and network; overrides are parsed literally."""
+    from benchmarks.acktr_batch_probe import base_kwargs, parse_overrides
+
+    kwargs = base_kwargs("Hopper-v5")
+    assert kwargs["n_steps"] == 5 and "policy_kwargs" not in kwargs and "policy" not in kwargs
+    assert kwargs["kl_clip"] == 0.001 and kwargs["vf_activation_fn"] == "elu"
+    assert parse_overrides(["kl_clip=1e-5", "normalize_advantage=True", "vf_activation_fn=elu"]) == {
+        "kl_clip": 1e-5,
+        "normalize_advantage": True,
+        "vf_activation_fn": "elu",
+    }
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["kl_clip"])
