@@ -267,10 +267,22 @@ class KFAC(Optimizer):
 
     def _fold(self, batch_size: int | None) -> None:
         stat_decay = self.param_groups[0]["stat_decay"]
+        running: list[th.Tensor] = []
+        batches: list[th.Tensor] = []
         for layer in self.layers:
-            layer.fold(stat_decay)
+            batch = layer.take_batch()
+            if batch is None:
+                continue
             if batch_size is None and layer.batch_size is not None:
                 batch_size = layer.batch_size
+            if layer.a_factor is None or layer.g_factor is None:
+                layer.a_factor, layer.g_factor = batch  # the first batch initialises the running averages
+            else:
+                running += [layer.a_factor, layer.g_factor]
+                batches += batch
+        if running:  # factor = stat_decay * factor + (1 - stat_decay) * batch, all layers at once
+            th._foreach_mul_(running, stat_decay)
+            th._foreach_add_(running, batches, alpha=1.0 - stat_decay)
         if self._diag_grads and batch_size is None and self.layers:
             # No layer recorded (e.g. eval mode): there is no batch to attribute the gradients to.
             self._diag_grads = {}
@@ -396,7 +408,7 @@ class KFAC(Optimizer):
         for layer in layers:
             grad = layer.grad_matrix(weight_decay)  # [out, in + 1]
             delta = layer.precondition(grad)  # [out, in + 1]
-            fisher_terms.append(th.sum(grad * delta))
+            fisher_terms.append(th.dot(grad.reshape(-1), delta.reshape(-1)))
             params.extend(layer.params)
             deltas.extend(layer.split(delta))
         for fb_param in fallback:

@@ -152,21 +152,31 @@ class KroneckerFactoredLayer:
         self._n_calls += 1
         self.batch_size = n_samples
 
+    def take_batch(self) -> tuple[th.Tensor, th.Tensor] | None:
+        """The context's factors (averaged over its recorded calls), or ``None`` if it recorded nothing; clears them."""
+        a_sum, g_sum, n_calls = self._a_sum, self._g_sum, self._n_calls
+        self.discard()
+        if n_calls == 0 or a_sum is None or g_sum is None:
+            return None
+        if n_calls > 1:
+            a_sum, g_sum = a_sum / n_calls, g_sum / n_calls
+        return a_sum, g_sum
+
     def fold(self, stat_decay: float) -> bool:
         """Fold the context's statistics into the running averages (the first batch initialises them).
 
+        (:class:`~sb3_natgrad.optim.KFAC` folds all its layers at once, with the same arithmetic.)
+
         :return: whether the layer had recorded statistics.
         """
-        if self._n_calls == 0 or self._a_sum is None or self._g_sum is None:
-            self.discard()
+        batch = self.take_batch()
+        if batch is None:
             return False
-        a_batch, g_batch = self._a_sum / self._n_calls, self._g_sum / self._n_calls
         if self.a_factor is None or self.g_factor is None:
-            self.a_factor, self.g_factor = a_batch, g_batch
+            self.a_factor, self.g_factor = batch
         else:
-            self.a_factor.mul_(stat_decay).add_(a_batch, alpha=1.0 - stat_decay)
-            self.g_factor.mul_(stat_decay).add_(g_batch, alpha=1.0 - stat_decay)
-        self.discard()
+            th._foreach_mul_([self.a_factor, self.g_factor], stat_decay)
+            th._foreach_add_([self.a_factor, self.g_factor], list(batch), alpha=1.0 - stat_decay)
         return True
 
     def discard(self) -> None:
@@ -215,10 +225,9 @@ class KroneckerFactoredLayer:
     # ------------------------------------------------------------------ layout
     def grad_matrix(self, weight_decay: float) -> th.Tensor:
         """The layer's gradient (plus ``weight_decay * theta``) as an ``[out, in (+ 1)]`` matrix."""
-        grads = []
-        for param in self.params:
-            grad = param.grad if param.grad is not None else th.zeros_like(param)
-            grads.append(grad if weight_decay == 0.0 else grad + weight_decay * param)
+        grads = [param.grad if param.grad is not None else th.zeros_like(param) for param in self.params]
+        if weight_decay != 0.0:
+            grads = list(th._foreach_add(grads, self.params, alpha=weight_decay))
         return self.matrix(grads[0], grads[1] if len(grads) > 1 else None)
 
     def matrix(self, weight_like: th.Tensor, bias_like: th.Tensor | None) -> th.Tensor:
