@@ -5,12 +5,15 @@ about half an hour per seed on one core, too long to compare settings. A probe t
 steps from that same configuration (the YAML entry of the env, A2C's batch and network, ``VecNormalize``)
 with ``key=value`` overrides, evaluates 5 deterministic episodes after each eighth of the budget, and
 appends one JSON line to ``docs/benchmarks/acktr/batch_probes.jsonl``. ``--a2c`` probes SB3's A2C with its
-defaults (rl-zoo3's MuJoCo entry) under the same protocol. Probes are single-seed indications, not results.
+defaults (rl-zoo3's MuJoCo entry) under the same protocol. ``--yaml-batch`` keeps the YAML entry's own batch
+and network instead (the paper's set-up: 4 envs x 640 steps, 64-64), e.g. to compare ``stats_batch_size``
+settings. Probes are single-seed indications, not results.
 
 Usage (from the repository root)::
 
     python -m benchmarks.acktr_batch_probe HalfCheetah-v5 0 200000 kl_clip=0.01
     python -m benchmarks.acktr_batch_probe Hopper-v5 0 200000 --a2c
+    python -m benchmarks.acktr_batch_probe HalfCheetah-v5 0 300000 stats_batch_size=320 --yaml-batch
 """
 
 from __future__ import annotations
@@ -28,16 +31,23 @@ N_EVAL_EPISODES = 5
 EVAL_SEED_OFFSET = 1000
 
 
-def base_kwargs(env_id: str) -> dict[str, Any]:
-    """ACKTR's YAML entry for ``env_id`` at A2C's batch (1 env x 5 steps) and default network."""
+def base_kwargs(env_id: str, yaml_batch: bool = False) -> tuple[dict[str, Any], int]:
+    """ACKTR's YAML entry for ``env_id`` at A2C's batch (1 env x 5 steps) and default network, or with
+    ``yaml_batch`` at the entry's own batch and network.
+
+    :return: constructor keyword arguments (without ``policy``) and the number of envs.
+    """
     from benchmarks.zoo import convert_hyperparams, load_zoo_entry
 
     hyperparams, _, _ = load_zoo_entry("acktr", env_id)
-    kwargs = dict(convert_hyperparams(hyperparams).algo_kwargs)
-    for key in ("policy", "policy_kwargs"):
-        kwargs.pop(key, None)
+    config = convert_hyperparams(hyperparams)
+    kwargs = dict(config.algo_kwargs)
+    kwargs.pop("policy", None)
+    if yaml_batch:
+        return kwargs, config.n_envs
+    kwargs.pop("policy_kwargs", None)
     kwargs["n_steps"] = 5
-    return kwargs
+    return kwargs, 1
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -54,7 +64,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def probe(env_id: str, seed: int, steps: int, overrides: dict[str, Any], a2c: bool) -> dict[str, Any]:
+def probe(
+    env_id: str, seed: int, steps: int, overrides: dict[str, Any], a2c: bool, yaml_batch: bool = False
+) -> dict[str, Any]:
     import torch as th
     from stable_baselines3 import A2C
     from stable_baselines3.common.env_util import make_vec_env
@@ -64,8 +76,9 @@ def probe(env_id: str, seed: int, steps: int, overrides: dict[str, Any], a2c: bo
     from sb3_natgrad import ACKTR
 
     th.set_num_threads(1)
-    kwargs = dict(overrides) if a2c else {**base_kwargs(env_id), **overrides}
-    env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed))
+    yaml_kwargs, n_envs = base_kwargs(env_id, yaml_batch)
+    kwargs = dict(overrides) if a2c else {**yaml_kwargs, **overrides}
+    env = VecNormalize(make_vec_env(env_id, n_envs=1 if a2c else n_envs, seed=seed))
     model = (A2C if a2c else ACKTR)("MlpPolicy", env, seed=seed, **kwargs)
     eval_env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed + EVAL_SEED_OFFSET), training=False, norm_reward=False)
     timesteps, means, step_info = [], [], []
@@ -83,6 +96,7 @@ def probe(env_id: str, seed: int, steps: int, overrides: dict[str, Any], a2c: bo
         "seed": seed,
         "algo": "A2C" if a2c else "ACKTR",
         "overrides": overrides,
+        "batch": "yaml" if yaml_batch and not a2c else "a2c",
         "timesteps": timesteps,
         "curve": means,
         "step_info": step_info,
@@ -97,8 +111,9 @@ def main() -> None:
     parser.add_argument("steps", type=int)
     parser.add_argument("overrides", nargs="*", help="constructor arguments as key=value")
     parser.add_argument("--a2c", action="store_true", help="probe SB3's A2C (its defaults) instead")
+    parser.add_argument("--yaml-batch", action="store_true", help="ACKTR at the YAML entry's own batch and network")
     args = parser.parse_args()
-    record = probe(args.env_id, args.seed, args.steps, parse_overrides(args.overrides), args.a2c)
+    record = probe(args.env_id, args.seed, args.steps, parse_overrides(args.overrides), args.a2c, args.yaml_batch)
     OUT_PATH.parent.mkdir(parents=True, exist_ok=True)
     with open(OUT_PATH, "a") as file:
         file.write(json.dumps(record) + "\n")

@@ -41,11 +41,12 @@ from sb3_natgrad.optim import KFAC, fisher_backward
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 INVERSE_INTERVAL = 10
 CASES = [
-    # name, obs dim (channels for "cnn"), hidden (0: NatureCNN), actions, batch
-    ("mlp64_b80", 8, 64, 4, 80),  # A2C/ACKTR discrete control: 16 envs x 5 steps
-    ("mlp64_b2560", 17, 64, 6, 2560),  # the ACKTR paper's MuJoCo batch (~2500 steps per update)
-    ("mlp256_b320", 64, 256, 18, 320),
-    ("nature_cnn_b80", 4, 0, 6, 80),  # Atari: NatureCNN on 4 x 84 x 84 frames, 16 envs x 5 steps, shared trunk
+    # name, obs dim (channels for "cnn"), hidden (0: NatureCNN), actions, batch, statistics rows (0: the batch)
+    ("mlp64_b80", 8, 64, 4, 80, 0),  # A2C/ACKTR discrete control: 16 envs x 5 steps
+    ("mlp64_b2560", 17, 64, 6, 2560, 0),  # the ACKTR paper's MuJoCo batch (~2500 steps per update)
+    ("mlp64_b2560", 17, 64, 6, 2560, 320),  # the same with the statistics on 1/8 of it (ACKTR's stats_batch_size)
+    ("mlp256_b320", 64, 256, 18, 320, 0),
+    ("nature_cnn_b80", 4, 0, 6, 80, 0),  # Atari: NatureCNN on 4 x 84 x 84 frames, 16 envs x 5 steps, shared trunk
 ]
 
 
@@ -130,7 +131,14 @@ def time_pairs(pairs: dict[str, tuple[Callable[[], float], Callable[[], float]]]
 
 
 def bench_case(
-    name: str, obs_dim: int, hidden: int, n_actions: int, batch: int, repeats: int, stats_interval: int = 1
+    name: str,
+    obs_dim: int,
+    hidden: int,
+    n_actions: int,
+    batch: int,
+    stats_rows: int,
+    repeats: int,
+    stats_interval: int = 1,
 ) -> dict[str, object]:
     th.manual_seed(0)
     cnn = hidden == 0
@@ -161,9 +169,15 @@ def bench_case(
     def kfac_update() -> None:
         with ExitStack() as stack:
             recording = any([stack.enter_context(opt.record_stats()) for opt in kfacs])
+            if stats_rows and recording:  # statistics on a random subset, by a forward pass of its own
+                sub_logits, sub_values = kfac_model(obs[th.randperm(batch)[:stats_rows]])
+                fisher_backward(sampled_fisher_loss(sub_logits, sub_values), kfacs, retain_graph=False)
+            if not stats_rows:
+                logits, values = kfac_model(obs)
+                if recording:
+                    fisher_backward(sampled_fisher_loss(logits, values), kfacs)
+        if stats_rows:
             logits, values = kfac_model(obs)
-            if recording:
-                fisher_backward(sampled_fisher_loss(logits, values), kfacs)
         loss = a2c_loss(logits, values, actions, advantages, returns)
         for opt in kfacs:
             opt.zero_grad()
@@ -176,10 +190,12 @@ def bench_case(
             rms_model(obs)
 
     def kfac_stats() -> None:
+        if stats_rows:
+            kfac_model(obs)  # the losses' forward pass, outside the context as in kfac_update
         with ExitStack() as stack:
             for opt in kfacs:
                 stack.enter_context(opt.record_stats(force=True))
-            logits, values = kfac_model(obs)
+            logits, values = kfac_model(obs[th.randperm(batch)[:stats_rows]] if stats_rows else obs)
             fisher_backward(sampled_fisher_loss(logits, values), kfacs, retain_graph=False)
 
     pairs = {
@@ -195,6 +211,7 @@ def bench_case(
         "obs_dim": obs_dim,
         "hidden": hidden,
         "batch": batch,
+        "stats_rows": stats_rows or batch,
         "stats_interval": stats_interval,
     }
     result.update(time_pairs(pairs, repeats))
@@ -213,13 +230,13 @@ def write_markdown(meta: dict[str, object], results: list[dict[str, object]]) ->
         f"damped inverses every T_f = {meta['inverse_interval']} steps (both amortised: each timed block is "
         "T_f updates). The last two columns always record statistics.",
         "",
-        "| case | batch | T_s | RMSprop update (ms) | K-FAC update (ms) | update ratio | RMSprop step (ms) | K-FAC step (ms) "
-        "| step ratio | forward (ms) | forward + Fisher backward + factors (ms) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| case | batch | statistics rows | T_s | RMSprop update (ms) | K-FAC update (ms) | update ratio "
+        "| RMSprop step (ms) | K-FAC step (ms) | step ratio | forward (ms) | forward + Fisher backward + factors (ms) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         lines.append(
-            f"| {r['case']} | {r['batch']} | {r['stats_interval']} "
+            f"| {r['case']} | {r['batch']} | {r.get('stats_rows', r['batch'])} | {r['stats_interval']} "
             f"| {r['update_rmsprop_ms']} | {r['update_kfac_ms']} | **{r['update_ratio']}** "
             f"| {r['step_rmsprop_ms']} | {r['step_kfac_ms']} | {r['step_ratio']} "
             f"| {r['forward_plus_statistics_rmsprop_ms']} | {r['forward_plus_statistics_kfac_ms']} |"
@@ -230,14 +247,15 @@ def write_markdown(meta: dict[str, object], results: list[dict[str, object]]) ->
         "matmuls of 2 B d^2 flops (forward and two backward). K-FAC adds, when statistics are recorded, the",
         "Fisher backward and the factors A and G (about three more of 2 B d^2), and at every step two 2 d^3",
         "matmuls to precondition, plus a Cholesky inversion of both factors every T_f steps. The 1.25x target",
-        "(the ACKTR paper's 10-25%) is therefore reachable only when B >> d and statistics are not recorded",
-        "every step: it is met by the paper's MuJoCo batch (`mlp64_b2560`) with T_s = 10 and missed by the",
-        "small A2C-sized batches, where the fixed per-layer cost of the step (about 10 small tensor ops per",
-        "layer) is comparable to the whole RMSprop update. NatureCNN on a CPU is the worst case: the dense",
-        "layer's input factor is 3137 x 3137, so preconditioning it costs 2 x 512 x 3137^2 = 10 GFLOP per step",
-        "(more than the whole forward-backward pass of the batch), and the first convolution's input factor is",
-        "accumulated over 80 x 400 patch rows. The paper's figure is for a GPU with inverses computed",
-        "asynchronously.",
+        "(the ACKTR paper's 10-25%) is therefore reachable only when B >> d and the statistics are cheap:",
+        "recorded every T_s = 10 steps, or on a random subset of the batch (the `statistics rows` column:",
+        "ACKTR's `stats_batch_size`, a forward and Fisher backward of their own on those rows, as TF-KFAC's",
+        "`subsample_inputs`). Small A2C-sized batches miss it: there",
+        "the fixed per-layer cost of the step (about 10 small tensor ops per layer) is comparable to the whole",
+        "RMSprop update. NatureCNN on a CPU is the worst case: the dense layer's input factor is 3137 x 3137,",
+        "so preconditioning it costs 2 x 512 x 3137^2 = 10 GFLOP per step (more than the whole forward-backward",
+        "pass of the batch), and the first convolution's input factor is accumulated over 80 x 400 patch rows.",
+        "The paper's figure is for a GPU with inverses computed asynchronously.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -305,6 +305,8 @@ def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> N
         (dict(n_steps=0), "n_steps"),
         (dict(gae_lambda=1.5), "gae_lambda"),
         (dict(policy_kwargs=dict(optimizer_class=th.optim.Adam)), "optimizer_class"),
+        (dict(stats_batch_size=0), "stats_batch_size"),
+        (dict(stats_batch_size=2.5), "stats_batch_size"),
     ],
 )
 def test_invalid_hyperparameters_raise(kwargs: dict, match: str) -> None:
@@ -362,3 +364,44 @@ def test_multi_input_policy_runs() -> None:
     model = ACKTR("MultiInputPolicy", SimpleMultiObsEnv(random_start=True), n_steps=8, seed=0)
     model.learn(16)
     assert all(opt.steps == 2 for opt in model.optimizers)
+
+
+@pytest.mark.parametrize("kfac_mode", ["separate", "joint"])
+def test_stats_batch_size_records_factors_on_the_drawn_rows_only(kfac_mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``stats_batch_size=m`` the first input factor is ``E[a a^T]`` over exactly ``m`` distinct rows of
+    the rollout (explicit sum over them), and every layer saw a batch of ``m``."""
+    import sb3_natgrad.acktr.acktr as acktr_module
+
+    drawn: list[th.Tensor] = []
+    index_observations = acktr_module.index_observations
+
+    def recording_index(obs: th.Tensor, idx: th.Tensor) -> th.Tensor:
+        rows = index_observations(obs, idx)
+        assert isinstance(rows, th.Tensor)
+        drawn.append(rows.clone())
+        return rows
+
+    monkeypatch.setattr(acktr_module, "index_observations", recording_index)
+    env = VectorObsEnv(spaces.Discrete(3))
+    model = ACKTR("MlpPolicy", env, n_steps=16, stats_batch_size=5, kfac_mode=kfac_mode, seed=0)
+    model.learn(16)  # one rollout of 16 samples, one update
+    assert len(drawn) == 1 and drawn[0].shape == (5, 2)
+    rollout = th.as_tensor(model.rollout_buffer.observations.reshape(16, 2))
+    matches = (drawn[0][:, None, :] == rollout[None, :, :]).all(-1)  # [5, 16]
+    assert (matches.sum(1) >= 1).all() and len({int(j) for j in matches.float().argmax(1)}) == 5  # 5 distinct rows
+    a_rows = th.cat([drawn[0], th.ones(5, 1)], dim=1)  # [5, 3], the bias as a ones column
+    expected = sum(th.outer(a, a) for a in a_rows) / 5  # explicit sum over the drawn samples
+    first_actor_layer = next(layer for layer in model.optimizers[0].layers if layer.name.endswith("policy_net.0"))
+    assert first_actor_layer.a_factor is not None
+    th.testing.assert_close(first_actor_layer.a_factor, expected, rtol=1e-5, atol=1e-6)
+    assert all(layer.batch_size == 5 for opt in model.optimizers for layer in opt.layers)
+
+
+def test_stats_batch_size_at_least_the_rollout_is_the_default_path() -> None:
+    params = []
+    for stats_batch_size in (None, 16, 100):
+        model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=16, stats_batch_size=stats_batch_size, seed=0)
+        model.learn(32)
+        params.append(th.nn.utils.parameters_to_vector(model.policy.parameters()))
+    th.testing.assert_close(params[0], params[1], rtol=0, atol=0)
+    th.testing.assert_close(params[0], params[2], rtol=0, atol=0)

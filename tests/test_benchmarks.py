@@ -357,9 +357,12 @@ def test_acktr_batch_probe_configuration() -> None:
     """Probes start from ACKTR's YAML entry at A2C's MuJoCo batch and network; overrides are parsed literally."""
     from benchmarks.acktr_batch_probe import base_kwargs, parse_overrides
 
-    kwargs = base_kwargs("Hopper-v5")
-    assert kwargs["n_steps"] == 5 and "policy_kwargs" not in kwargs and "policy" not in kwargs
+    kwargs, n_envs = base_kwargs("Hopper-v5")
+    assert n_envs == 1 and kwargs["n_steps"] == 5 and "policy_kwargs" not in kwargs and "policy" not in kwargs
     assert kwargs["kl_clip"] == 0.001 and kwargs["vf_activation_fn"] == "elu"
+    yaml_kwargs, yaml_n_envs = base_kwargs("HalfCheetah-v5", yaml_batch=True)  # the paper's set-up
+    assert yaml_n_envs == 4 and yaml_kwargs["n_steps"] == 640 and "policy" not in yaml_kwargs
+    assert yaml_kwargs["policy_kwargs"] == dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))
     assert parse_overrides(["kl_clip=1e-5", "normalize_advantage=True", "vf_activation_fn=elu"]) == {
         "kl_clip": 1e-5,
         "normalize_advantage": True,

@@ -21,6 +21,10 @@ Implementation details (each marked in the code):
    critic uses ELU (``vf_activation_fn="elu"``) and weight decay (``vf_weight_decay``).
 5. The statistics and the losses come from one forward pass; the Fisher backward requests gradients of
    the layer outputs only (:func:`sb3_natgrad.optim.fisher_backward`), then the A2C loss is backpropagated.
+   With ``stats_batch_size=m`` smaller than the rollout, the statistics are recorded instead on ``m``
+   samples drawn at random without replacement, by a forward pass of their own (as TF-KFAC's
+   ``subsample_inputs``): the Fisher backward and the factors cost O(m) instead of O(batch), for one extra
+   forward pass of ``m`` samples.
 6. ``max_grad_norm`` (off by default) clips the raw gradient before preconditioning. With an active
    trust region the step does not depend on the gradient's scale; when ``eta = eta_max`` clipping
    shrinks the natural-gradient step, and since the critic's gradient dominates the joint norm it
@@ -83,6 +87,18 @@ def sampled_fisher_loss(distribution: Distribution, values: th.Tensor, vf_fisher
     return actor_nll + vf_fisher_coef * 0.5 * (values - sampled_values).pow(2)
 
 
+def stats_subset(batch_size: int, size: int, device: th.device) -> th.Tensor:
+    """``size`` indices of ``range(batch_size)`` drawn uniformly without replacement (``[size]``, long)."""
+    return th.randperm(batch_size, device=device)[:size]
+
+
+def index_observations(obs: th.Tensor | dict[str, th.Tensor], idx: th.Tensor) -> th.Tensor | dict[str, th.Tensor]:
+    """Rows ``idx`` of a batch of observations (a tensor or, for dict spaces, a dict of tensors)."""
+    if isinstance(obs, dict):
+        return {key: value[idx] for key, value in obs.items()}
+    return obs[idx]
+
+
 def _check(
     name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False, allow_none: bool = False
 ) -> None:
@@ -122,6 +138,8 @@ class ACKTR(OnPolicyAlgorithm):
     :param weight_decay: L2 coefficient of the actor (or joint) optimizer.
     :param stats_interval: record the Kronecker factors every this many updates (``T_s``).
     :param inverse_interval: recompute the damped factor inverses every this many updates (``T_f``).
+    :param stats_batch_size: record the Kronecker factors on this many samples of the rollout, drawn at random
+        without replacement at each recording (``None``: the whole rollout); see detail 5.
     :param kfac_mode: ``"joint"`` (one optimizer, Fisher of ``p(a, v | s)``), ``"separate"`` (actor and
         critic optimizers; needs no shared parameters) or ``"auto"`` (separate iff nothing is shared).
     :param vf_learning_rate: critic ``eta_max`` in separate mode (float or schedule; default: ``learning_rate``).
@@ -172,6 +190,7 @@ class ACKTR(OnPolicyAlgorithm):
         weight_decay: float = 0.0,
         stats_interval: int = 1,
         inverse_interval: int = 10,
+        stats_batch_size: int | None = None,
         kfac_mode: str = "auto",
         vf_learning_rate: float | Schedule | None = None,
         vf_kl_clip: float = 0.01,
@@ -240,6 +259,10 @@ class ACKTR(OnPolicyAlgorithm):
         for name, interval in (("stats_interval", stats_interval), ("inverse_interval", inverse_interval)):
             if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
                 raise ValueError(f"ACKTR: {name} must be an integer >= 1, got {interval!r}")
+        if stats_batch_size is not None and (
+            not isinstance(stats_batch_size, int) or isinstance(stats_batch_size, bool) or stats_batch_size < 1
+        ):
+            raise ValueError(f"ACKTR: stats_batch_size must be an integer >= 1 or None, got {stats_batch_size!r}")
         if kfac_mode not in KFAC_MODES:
             raise ValueError(f"ACKTR: kfac_mode must be one of {KFAC_MODES}, got {kfac_mode!r}")
         if vf_activation_fn is not None and vf_activation_fn not in ACTIVATIONS:
@@ -264,6 +287,7 @@ class ACKTR(OnPolicyAlgorithm):
         self.weight_decay = weight_decay
         self.stats_interval = stats_interval
         self.inverse_interval = inverse_interval
+        self.stats_batch_size = stats_batch_size
         self.kfac_mode = kfac_mode
         self.vf_learning_rate = vf_learning_rate
         self.vf_kl_clip = vf_kl_clip
@@ -352,16 +376,31 @@ class ACKTR(OnPolicyAlgorithm):
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.long().flatten()
 
+            batch_size = actions.shape[0]
+            subsample = self.stats_batch_size is not None and self.stats_batch_size < batch_size
             # FISHER STATISTICS: forward pass and sampled Fisher backward inside the recording contexts (5)
             with ExitStack() as stack:
                 recording = [stack.enter_context(opt.record_stats()) for opt in optimizers]
+                if subsample and any(recording):
+                    assert self.stats_batch_size is not None
+                    idx = stats_subset(batch_size, self.stats_batch_size, actions.device)  # [m]
+                    sub_obs = index_observations(rollout_data.observations, idx)
+                    sub_values, _, _, sub_distribution = self.policy.evaluate_actions_and_distribution(sub_obs, actions[idx])
+                    fisher_loss = sampled_fisher_loss(sub_distribution, sub_values.flatten(), vf_fisher_coef).mean()
+                    fisher_backward(fisher_loss, optimizers, retain_graph=False)
+                if not subsample:
+                    values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(
+                        rollout_data.observations, actions
+                    )
+                    values = values.flatten()  # [B]
+                    if any(recording):
+                        fisher_loss = sampled_fisher_loss(distribution, values, vf_fisher_coef).mean()
+                        fisher_backward(fisher_loss, optimizers)
+            if subsample:  # the losses' forward pass, outside the contexts: statistics untouched
                 values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(
                     rollout_data.observations, actions
                 )
                 values = values.flatten()  # [B]
-                if any(recording):
-                    fisher_loss = sampled_fisher_loss(distribution, values, vf_fisher_coef).mean()
-                    fisher_backward(fisher_loss, optimizers)
 
             # A2C LOSS
             advantages = rollout_data.advantages  # [B]
