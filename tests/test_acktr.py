@@ -307,6 +307,8 @@ def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> N
         (dict(policy_kwargs=dict(optimizer_class=th.optim.Adam)), "optimizer_class"),
         (dict(stats_batch_size=0), "stats_batch_size"),
         (dict(stats_batch_size=2.5), "stats_batch_size"),
+        (dict(target_kl=0.0), "target_kl"),
+        (dict(target_kl=float("nan")), "target_kl"),
     ],
 )
 def test_invalid_hyperparameters_raise(kwargs: dict, match: str) -> None:
@@ -405,3 +407,56 @@ def test_stats_batch_size_at_least_the_rollout_is_the_default_path() -> None:
         params.append(th.nn.utils.parameters_to_vector(model.policy.parameters()))
     th.testing.assert_close(params[0], params[1], rtol=0, atol=0)
     th.testing.assert_close(params[0], params[2], rtol=0, atol=0)
+
+
+class _SnapshotPolicy(BaseCallback):
+    """Copies the policy's parameters at the end of each rollout (the parameters ``train()`` starts from)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshots: list[dict[str, th.Tensor]] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.snapshots.append(copy.deepcopy(self.model.policy.state_dict()))
+
+
+def _gaussian_mean_log_std(model: ACKTR, state: dict[str, th.Tensor], obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    policy = copy.deepcopy(model.policy)
+    policy.load_state_dict(state)
+    with th.no_grad():
+        mean = policy.action_net(policy.mlp_extractor.forward_actor(obs))  # [B, d]
+    return mean, policy.log_std.detach().expand_as(mean)
+
+
+@pytest.mark.parametrize("target_kl, factor", [(1e3, 1.5), (1e-12, 1 / 1.5)])
+def test_target_kl_measures_the_update_kl_and_adapts_eta_max(target_kl: float, factor: float) -> None:
+    """The logged KL of an update equals the closed-form KL between the diagonal Gaussians before and after
+    it; the next update's eta_max is the schedule times 1.5 (KL below target_kl / 2) or divided by 1.5."""
+    snapshot = _SnapshotPolicy()
+    # a large step (KL ~ 1e-2), so that float32 rounding in the measured KL stays far below the tolerance
+    kwargs = dict(learning_rate=0.5, kl_clip=0.05, momentum=0.0, target_kl=target_kl)
+    model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=32, seed=0, **kwargs)
+    model.learn(32, callback=snapshot)  # one rollout, one update
+    obs = th.as_tensor(model.rollout_buffer.observations.reshape(32, -1))
+    mu0, log_std0 = _gaussian_mean_log_std(model, snapshot.snapshots[0], obs)
+    mu1, log_std1 = _gaussian_mean_log_std(model, model.policy.state_dict(), obs)
+    mu0, log_std0, mu1, log_std1 = mu0.double(), log_std0.double(), mu1.double(), log_std1.double()
+    var0, var1 = (2 * log_std0).exp(), (2 * log_std1).exp()
+    # KL(N0 || N1) = sum_d log(s1 / s0) + (s0^2 + (m0 - m1)^2) / (2 s1^2) - 1/2, averaged over the batch
+    closed_form = (log_std1 - log_std0 + (var0 + (mu0 - mu1) ** 2) / (2 * var1) - 0.5).sum(-1).mean()
+    measured = model.logger.name_to_value["train/measured_kl"]
+    assert measured > 1e-3 and math.isclose(measured, float(closed_form), rel_tol=1e-4)
+    assert model.eta_scale == pytest.approx(factor)
+    model.learn(32, reset_num_timesteps=False)
+    assert model.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.5 * factor)
+    assert model.logger.name_to_value["train/eta_max"] == pytest.approx(0.5 * factor)
+
+
+def test_target_kl_keeps_eta_max_within_bounds() -> None:
+    model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=8, learning_rate=0.9, target_kl=1e3, seed=0)
+    model.learn(24)  # three updates, each KL far below target: 0.9 * 1.5 is clamped to 1
+    assert model._scaled_eta(model.eta_scale) == pytest.approx(1.0)
+    assert model.eta_scale == pytest.approx(1 / 0.9)

@@ -25,7 +25,13 @@ Implementation details (each marked in the code):
    samples drawn at random without replacement, by a forward pass of their own (as TF-KFAC's
    ``subsample_inputs``): the Fisher backward and the factors cost O(m) instead of O(batch), for one extra
    forward pass of ``m`` samples.
-6. ``max_grad_norm`` (off by default) clips the raw gradient before preconditioning. With an active
+6. ``target_kl`` (off by default): the paper's MuJoCo code (baselines ``acktr_cont``, ``desired_kl=0.002``)
+   adapts the actor's ``eta_max`` from the measured mean KL between the policies before and after each update:
+   times 1.5 when it is below ``target_kl / 2``, divided by 1.5 when above ``2 target_kl``, kept within
+   ``[1e-8, 1]``. Here the adapted factor multiplies the ``learning_rate`` schedule; it costs one actor forward
+   pass per update. Its code also standardises the advantages over its ~2500-sample batch
+   (``normalize_advantage``).
+7. ``max_grad_norm`` (off by default) clips the raw gradient before preconditioning. With an active
    trust region the step does not depend on the gradient's scale; when ``eta = eta_max`` clipping
    shrinks the natural-gradient step, and since the critic's gradient dominates the joint norm it
    throttles both networks (on CartPole-v1 ``max_grad_norm=0.5`` kept the critic from learning).
@@ -41,6 +47,7 @@ update is limited to sqrt(2 * 0.001) ~ 0.045 and it lagged far behind the return
 
 from __future__ import annotations
 
+import copy
 import math
 from contextlib import ExitStack
 from typing import Any, ClassVar, TypeVar
@@ -48,7 +55,7 @@ from typing import Any, ClassVar, TypeVar
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.distributions import Distribution, kl_divergence
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -64,6 +71,8 @@ from sb3_natgrad.optim.kfac import FALLBACKS, KFAC, fisher_backward
 SelfACKTR = TypeVar("SelfACKTR", bound="ACKTR")
 
 KFAC_MODES = ("auto", "joint", "separate")
+#: Range of the adapted eta_max with ``target_kl`` (baselines ``acktr_cont``'s step-size bounds).
+ETA_MAX_BOUNDS = (1e-8, 1.0)
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
 
@@ -150,7 +159,9 @@ class ACKTR(OnPolicyAlgorithm):
         ``leaky_relu`` (default: the policy's ``activation_fn``); the paper's MuJoCo critic uses ``"elu"``.
     :param fisher_fallback: preconditioner of parameters without Kronecker factors (``log_std``):
         ``"diagonal"`` (diagonal Fisher) or ``"identity"`` (baselines).
-    :param normalize_advantage: normalize the advantages (not in the paper).
+    :param target_kl: adapt the actor's ``eta_max`` to keep the measured KL of each update near this value
+        (``None``: fixed ``eta_max``); see detail 6.
+    :param normalize_advantage: standardise the advantages over the batch (the paper's MuJoCo code does).
     :param use_sde: generalized State-Dependent Exploration.
     :param sde_sample_freq: gSDE noise resampling frequency (-1: at rollout start only).
     :param rollout_buffer_class: rollout buffer class (default: ``RolloutBuffer`` / ``DictRolloutBuffer``).
@@ -198,6 +209,7 @@ class ACKTR(OnPolicyAlgorithm):
         vf_weight_decay: float | None = None,
         vf_activation_fn: str | None = None,
         fisher_fallback: str = "diagonal",
+        target_kl: float | None = None,
         normalize_advantage: bool = False,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
@@ -246,6 +258,7 @@ class ACKTR(OnPolicyAlgorithm):
         _check("max_grad_norm", max_grad_norm, 0.0, low_open=True, allow_none=True)
         _check("kl_clip", kl_clip, 0.0, low_open=True)
         _check("vf_kl_clip", vf_kl_clip, 0.0, low_open=True)
+        _check("target_kl", target_kl, 0.0, low_open=True, allow_none=True)
         _check("damping", damping, 0.0, low_open=True)
         _check("vf_damping", vf_damping, 0.0, low_open=True, allow_none=True)
         _check("stat_decay", stat_decay, 0.0, 1.0)
@@ -295,7 +308,10 @@ class ACKTR(OnPolicyAlgorithm):
         self.vf_weight_decay = vf_weight_decay
         self.vf_activation_fn = vf_activation_fn
         self.fisher_fallback = fisher_fallback
+        self.target_kl = target_kl
         self.normalize_advantage = normalize_advantage
+        # Factor applied to the actor's learning-rate schedule, adapted when target_kl is set (detail 6)
+        self.eta_scale = 1.0
 
         if _init_setup_model:
             self._setup_model()
@@ -359,11 +375,65 @@ class ACKTR(OnPolicyAlgorithm):
         assert isinstance(self.policy.optimizer, KFAC)
         return [self.policy.optimizer] + ([self.policy.vf_optimizer] if self.policy.vf_optimizer is not None else [])
 
+    def _scaled_eta(self, scale: float) -> float:
+        """The actor's ``eta_max``: the learning-rate schedule times ``scale``, within :data:`ETA_MAX_BOUNDS`."""
+        low, high = ETA_MAX_BOUNDS
+        return min(max(self.lr_schedule(self._current_progress_remaining) * scale, low), high)
+
+    def _adapt_eta_scale(self, measured_kl: float) -> None:
+        """Baselines ``acktr_cont``'s rule (6): x1.5 below ``target_kl / 2``, /1.5 above ``2 target_kl``."""
+        assert self.target_kl is not None
+        if not math.isfinite(measured_kl):
+            return
+        scale = self.eta_scale
+        if measured_kl > 2.0 * self.target_kl:
+            scale /= 1.5
+        elif measured_kl < 0.5 * self.target_kl:
+            scale *= 1.5
+        base = self.lr_schedule(self._current_progress_remaining)
+        if base > 0.0:  # keep the scale where eta_max is not clamped, so that it can come back at once
+            scale = self._scaled_eta(scale) / base
+        self.eta_scale = scale
+
+    def _forward_recording_stats(
+        self, obs: th.Tensor | dict[str, th.Tensor], actions: th.Tensor, optimizers: list[KFAC], vf_fisher_coef: float
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution]:
+        """The losses' forward pass, with the K-FAC statistics recorded when due (detail 5).
+
+        :return: values ``[B]``, log-probabilities ``[B]``, entropy ``[B]`` (or None), the action distribution.
+        """
+        batch_size = actions.shape[0]
+        subsample = self.stats_batch_size is not None and self.stats_batch_size < batch_size
+        # FISHER STATISTICS: forward pass and sampled Fisher backward inside the recording contexts
+        with ExitStack() as stack:
+            recording = any([stack.enter_context(opt.record_stats()) for opt in optimizers])
+            if not subsample:  # one forward pass for the statistics and the losses
+                values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
+                if recording:
+                    fisher_loss = sampled_fisher_loss(distribution, values.flatten(), vf_fisher_coef).mean()
+                    fisher_backward(fisher_loss, optimizers)
+                return values.flatten(), log_prob, entropy, distribution
+            if recording:  # statistics on m drawn samples, by a forward pass of their own
+                assert self.stats_batch_size is not None
+                idx = stats_subset(batch_size, self.stats_batch_size, actions.device)  # [m]
+                sub_values, _, _, sub_distribution = self.policy.evaluate_actions_and_distribution(
+                    index_observations(obs, idx), actions[idx]
+                )
+                fisher_loss = sampled_fisher_loss(sub_distribution, sub_values.flatten(), vf_fisher_coef).mean()
+                fisher_backward(fisher_loss, optimizers, retain_graph=False)
+        # the losses' forward pass, outside the contexts: statistics untouched
+        values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
+        return values.flatten(), log_prob, entropy, distribution
+
     def train(self) -> None:
         """One K-FAC update on the rollout buffer (the whole batch, as A2C)."""
         self.policy.set_training_mode(True)
         optimizers = self.optimizers
         self._update_learning_rate(optimizers[0])
+        if self.target_kl is not None:  # adapted eta_max of the actor (6)
+            eta_max = self._scaled_eta(self.eta_scale)
+            update_learning_rate(optimizers[0], eta_max)
+            self.logger.record("train/eta_max", eta_max)
         if len(optimizers) == 2:
             vf_lr = self.vf_lr_schedule(self._current_progress_remaining)
             update_learning_rate(optimizers[1], vf_lr)
@@ -376,31 +446,9 @@ class ACKTR(OnPolicyAlgorithm):
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.long().flatten()
 
-            batch_size = actions.shape[0]
-            subsample = self.stats_batch_size is not None and self.stats_batch_size < batch_size
-            # FISHER STATISTICS: forward pass and sampled Fisher backward inside the recording contexts (5)
-            with ExitStack() as stack:
-                recording = [stack.enter_context(opt.record_stats()) for opt in optimizers]
-                if subsample and any(recording):
-                    assert self.stats_batch_size is not None
-                    idx = stats_subset(batch_size, self.stats_batch_size, actions.device)  # [m]
-                    sub_obs = index_observations(rollout_data.observations, idx)
-                    sub_values, _, _, sub_distribution = self.policy.evaluate_actions_and_distribution(sub_obs, actions[idx])
-                    fisher_loss = sampled_fisher_loss(sub_distribution, sub_values.flatten(), vf_fisher_coef).mean()
-                    fisher_backward(fisher_loss, optimizers, retain_graph=False)
-                if not subsample:
-                    values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(
-                        rollout_data.observations, actions
-                    )
-                    values = values.flatten()  # [B]
-                    if any(recording):
-                        fisher_loss = sampled_fisher_loss(distribution, values, vf_fisher_coef).mean()
-                        fisher_backward(fisher_loss, optimizers)
-            if subsample:  # the losses' forward pass, outside the contexts: statistics untouched
-                values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(
-                    rollout_data.observations, actions
-                )
-                values = values.flatten()  # [B]
+            values, log_prob, entropy, distribution = self._forward_recording_stats(
+                rollout_data.observations, actions, optimizers, vf_fisher_coef
+            )
 
             # A2C LOSS
             advantages = rollout_data.advantages  # [B]
@@ -419,6 +467,15 @@ class ACKTR(OnPolicyAlgorithm):
                 th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             for opt in optimizers:
                 opt.step()
+
+            if self.target_kl is not None:  # measured KL of the update -> next eta_max (6)
+                # SB3 distributions are reused objects: keep the old one's torch distribution(s) in a shallow copy
+                old_distribution = copy.copy(distribution)
+                with th.no_grad():
+                    new_distribution = self.policy.get_distribution(rollout_data.observations)
+                    measured_kl = float(kl_divergence(old_distribution, new_distribution).mean())
+                self._adapt_eta_scale(measured_kl)
+                self.logger.record("train/measured_kl", measured_kl)
 
         self._n_updates += 1
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
