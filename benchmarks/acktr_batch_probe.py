@@ -32,8 +32,8 @@ EVAL_SEED_OFFSET = 1000
 
 
 def base_kwargs(env_id: str, yaml_batch: bool = False) -> tuple[dict[str, Any], int]:
-    """ACKTR's YAML entry for ``env_id`` at A2C's batch (1 env x 5 steps) and default network, or with
-    ``yaml_batch`` at the entry's own batch and network.
+    """ACKTR's YAML entry for ``env_id`` at A2C's batch (1 env x 5 steps) and default network, with the
+    ``acktr`` suite's changes for that batch, or with ``yaml_batch`` the entry as it is.
 
     :return: constructor keyword arguments (without ``policy``) and the number of envs.
     """
@@ -45,8 +45,12 @@ def base_kwargs(env_id: str, yaml_batch: bool = False) -> tuple[dict[str, Any], 
     kwargs.pop("policy", None)
     if yaml_batch:
         return kwargs, config.n_envs
-    kwargs.pop("policy_kwargs", None)
-    kwargs["n_steps"] = 5
+    # as the acktr suite runs the entry at A2C's batch
+    from benchmarks.suites import ACKTR_AT_A2C_BATCH, ACKTR_PAPER_BATCH_ONLY
+
+    for key in (*ACKTR_PAPER_BATCH_ONLY, "policy_kwargs"):
+        kwargs.pop(key, None)
+    kwargs.update(ACKTR_AT_A2C_BATCH, n_steps=5)
     return kwargs, 1
 
 
@@ -97,6 +101,7 @@ def probe(
         "algo": "A2C" if a2c else "ACKTR",
         "overrides": overrides,
         "batch": "yaml" if yaml_batch and not a2c else "a2c",
+        "kwargs": {**kwargs, "n_envs": env.num_envs},  # everything the model was built with (schedules as repr)
         "timesteps": timesteps,
         "curve": means,
         "step_info": step_info,
@@ -116,8 +121,8 @@ def main() -> None:
     record = probe(args.env_id, args.seed, args.steps, parse_overrides(args.overrides), args.a2c, args.yaml_batch)
     OUT_PATH.parent.mkdir(parents=True, exist_ok=True)
     with open(OUT_PATH, "a") as file:
-        file.write(json.dumps(record) + "\n")
-    print(json.dumps(record))
+        file.write(json.dumps(record, default=repr) + "\n")
+    print(json.dumps(record, default=repr))
 
 
 if __name__ == "__main__":

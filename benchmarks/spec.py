@@ -69,6 +69,8 @@ class Algo:
     :param share_with_reference: keys copied from the reference's resolved hyperparameters (or the
         reference constructor's default when its YAML does not set them), e.g. ``("n_envs", "n_steps",
         "policy_kwargs")`` to compare at equal batch and network.
+    :param drop: YAML keys removed before the overrides (the constructor defaults apply), e.g. settings tuned
+        for the YAML entry's own batch that an entry running another batch does not take.
     """
 
     label: str
@@ -77,6 +79,7 @@ class Algo:
     zoo_keys: tuple[str, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     share_with_reference: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if ":" not in self.cls:
@@ -251,7 +254,8 @@ class Resolved:
 
 
 def resolve_algo(algo: Algo, env_id: str, reference: tuple[Algo, Resolved] | None = None) -> Resolved:
-    """YAML entry, then ``algo.kwargs``, then the keys shared with the reference; ``n_timesteps`` dropped.
+    """YAML entry without ``algo.drop``, then ``algo.kwargs``, then the keys shared with the reference;
+    ``n_timesteps`` dropped.
 
     :param reference: the entry's reference and its resolved hyperparameters, needed when
         ``algo.share_with_reference`` is not empty.
@@ -261,6 +265,8 @@ def resolve_algo(algo: Algo, env_id: str, reference: tuple[Algo, Resolved] | Non
     if algo.zoo is not None:
         hyperparams, path, zoo_key = load_zoo_entry(algo.zoo, env_id, algo.zoo_keys)
         zoo_file = display_path(path)
+    for key in algo.drop:
+        hyperparams.pop(key, None)
     hyperparams.update(json.loads(json.dumps(dict(algo.kwargs))))
     if algo.share_with_reference:
         if reference is None:

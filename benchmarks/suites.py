@@ -11,6 +11,8 @@ Budgets of the ``full`` profile are the zoo's ``n_timesteps`` unless the issue f
 
 from __future__ import annotations
 
+from typing import Any
+
 from benchmarks.spec import Algo, Budget, Entry, Suite
 
 # --------------------------------------------------------------------------------------------------
@@ -118,18 +120,44 @@ TRPO_SPEED = Suite(
 _SAME_BATCH_AND_NETWORK = ("n_envs", "n_steps", "policy_kwargs")
 
 
+#: Settings of ACKTR's MuJoCo YAML entries for their own ~2500-sample batch (the paper's adaptive eta_max and
+#: standardised advantages, with baselines' trust region): at A2C's 5-sample batch standardising makes every step
+#: hit the trust region, and kl_clip 0.01 was unstable where 0.001 was not (docs/benchmarks/acktr/batch_probes.jsonl),
+#: so there the entry runs without the first two and with kl_clip 0.001.
+ACKTR_PAPER_BATCH_ONLY = ("target_kl", "normalize_advantage")
+ACKTR_AT_A2C_BATCH = {"kl_clip": 0.001}
+_MUJOCO_AT_A2C_BATCH: dict[str, Any] = {"drop": ACKTR_PAPER_BATCH_ONLY, "kwargs": ACKTR_AT_A2C_BATCH}
+
+
 def _acktr_entry(
-    env_id: str, full_steps: int, quick_steps: int, zoo_keys: tuple[str, ...] = (), eval_freq: int | None = None
+    env_id: str,
+    full_steps: int,
+    quick_steps: int,
+    zoo_keys: tuple[str, ...] = (),
+    eval_freq: int | None = None,
+    drop: tuple[str, ...] = (),
+    kwargs: dict[str, Any] | None = None,
 ) -> Entry:
     """One env of the ``acktr`` suite: A2C against ACKTR at equal batch and network.
 
     :param eval_freq: learning-curve spacing of the ``full`` profile (default: 1/20 of the budget).
+    :param drop: keys of ACKTR's YAML entry not used at A2C's batch.
+    :param kwargs: ACKTR overrides at A2C's batch.
     """
+    shared = _SAME_BATCH_AND_NETWORK
     return Entry(
         env_id,
         reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=zoo_keys),
         candidates=[
-            Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr", zoo_keys=zoo_keys, share_with_reference=_SAME_BATCH_AND_NETWORK),
+            Algo(
+                "ACKTR",
+                "sb3_natgrad:ACKTR",
+                zoo="acktr",
+                zoo_keys=zoo_keys,
+                kwargs=kwargs or {},
+                share_with_reference=shared,
+                drop=drop,
+            ),
         ],
         quick=Budget(quick_steps, seeds=2, n_eval_episodes=3, n_final_episodes=5),
         full=Budget(full_steps, seeds=3, eval_freq=eval_freq or full_steps // 20, n_eval_episodes=5, n_final_episodes=10),
@@ -145,8 +173,8 @@ ACKTR = Suite(
         _acktr_entry("CartPole-v1", 500_000, 20_000, eval_freq=5_000),
         _acktr_entry("LunarLander-v3", 200_000, 20_000),
         _acktr_entry("Pendulum-v1", 1_000_000, 20_000),
-        _acktr_entry("HalfCheetah-v5", 1_000_000, 20_000, zoo_keys=("HalfCheetah-v4",)),
-        _acktr_entry("Hopper-v5", 1_000_000, 20_000, zoo_keys=("Hopper-v4",)),
+        _acktr_entry("HalfCheetah-v5", 1_000_000, 20_000, zoo_keys=("HalfCheetah-v4",), **_MUJOCO_AT_A2C_BATCH),
+        _acktr_entry("Hopper-v5", 1_000_000, 20_000, zoo_keys=("Hopper-v4",), **_MUJOCO_AT_A2C_BATCH),
     ],
 )
 

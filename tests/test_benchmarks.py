@@ -22,7 +22,7 @@ from benchmarks.overhead import (
     render_markdown,
 )
 from benchmarks.report import first_reach, latest_records, mean_curve, summarize, write_report
-from benchmarks.spec import Algo, Budget, Entry, Suite, load_class, plan_runs, resolve_entry
+from benchmarks.spec import Algo, Budget, Entry, Suite, load_class, plan_runs, record_key, resolve_entry
 from benchmarks.suites import SUITES
 from benchmarks.zoo import convert_hyperparams, find_zoo_file, load_zoo_entry
 
@@ -102,6 +102,32 @@ def test_shared_keys_come_from_the_reference(tmp_path: Path) -> None:
     # n_envs from a2c.yml; n_steps is not in a2c.yml, so it is A2C's constructor default.
     assert resolved["cand"].hyperparams == {"n_envs": 8, "n_steps": 5, "policy": "MlpPolicy", "gamma": 0.95}
     assert "n_timesteps" not in resolved["A2C"].hyperparams
+
+
+_BUDGETS = dict(quick=Budget(100, seeds=1), full=Budget(100, seeds=1))
+
+
+def test_dropped_yaml_keys_fall_back_to_the_constructor(tmp_path: Path) -> None:
+    yml = tmp_path / "cand.yml"
+    yml.write_text("CartPole-v1:\n  policy: 'MlpPolicy'\n  gamma: 0.95\n  gae_lambda: 0.9\n  ent_coef: 0.1\n")
+    algo = Algo("cand", "stable_baselines3:A2C", zoo=str(yml), drop=("gamma", "ent_coef"), kwargs={"ent_coef": 0.2})
+    entry = Entry("CartPole-v1", reference=algo, candidates=[Algo("other", "stable_baselines3:A2C")], **_BUDGETS)
+    # dropped before the overrides: gamma is gone, ent_coef comes from kwargs
+    assert resolve_entry(entry)["cand"].hyperparams == {"policy": "MlpPolicy", "gae_lambda": 0.9, "ent_coef": 0.2}
+
+
+def test_committed_results_match_the_suites() -> None:
+    """Every committed run still has its suite's configuration (a YAML or suite change would make it stale)."""
+    checked = 0
+    for name, suite in SUITES.items():
+        path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / name / "results.jsonl"
+        records = read_records(path) if path.exists() else []
+        for profile in ("quick", "full"):
+            planned = {run.key: run for run in plan_runs(suite, profile)}
+            _, stale = split_pending(list(planned.values()), records)
+            assert not stale, f"{name}: stale results for {[run.name for run in stale]}"
+            checked += len(planned.keys() & {record_key(record) for record in records})
+    assert checked > 0
 
 
 def test_suites_are_well_formed() -> None:
@@ -360,8 +386,10 @@ def test_acktr_batch_probe_configuration() -> None:
     kwargs, n_envs = base_kwargs("Hopper-v5")
     assert n_envs == 1 and kwargs["n_steps"] == 5 and "policy_kwargs" not in kwargs and "policy" not in kwargs
     assert kwargs["kl_clip"] == 0.001 and kwargs["vf_activation_fn"] == "elu"
+    assert "target_kl" not in kwargs and "normalize_advantage" not in kwargs  # as the acktr suite at A2C's batch
     yaml_kwargs, yaml_n_envs = base_kwargs("HalfCheetah-v5", yaml_batch=True)  # the paper's set-up
     assert yaml_n_envs == 4 and yaml_kwargs["n_steps"] == 640 and "policy" not in yaml_kwargs
+    assert yaml_kwargs["target_kl"] == 0.002 and yaml_kwargs["kl_clip"] == 0.005 and yaml_kwargs["normalize_advantage"]
     assert yaml_kwargs["policy_kwargs"] == dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))
     assert parse_overrides(["kl_clip=1e-5", "normalize_advantage=True", "vf_activation_fn=elu"]) == {
         "kl_clip": 1e-5,
