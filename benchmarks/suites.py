@@ -180,6 +180,28 @@ ACKTR = Suite(
 
 
 # --------------------------------------------------------------------------------------------------
+# acktr_paper: ACKTR's MuJoCo YAML entries as they are (the paper's set-up: 4 envs x 640 steps, adaptive eta_max)
+# against sb3-contrib's TRPO with the zoo's settings (the paper's other baseline), each at its own batch. Same
+# budget and evaluation as the trpo suite, so its TRPO rows there are comparable.
+# --------------------------------------------------------------------------------------------------
+def _acktr_paper_entry(env_id: str, zoo_key: str) -> Entry:
+    return Entry(
+        env_id,
+        reference=Algo("TRPO (sb3-contrib)", "sb3_contrib:TRPO", zoo="trpo", zoo_keys=(zoo_key,)),
+        candidates=[Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr")],
+        quick=Budget(20_000, seeds=2, n_eval_episodes=3, n_final_episodes=5),
+        full=Budget(1_000_000, seeds=3, eval_freq=50_000, n_eval_episodes=5, n_final_episodes=10),
+    )
+
+
+ACKTR_PAPER = Suite(
+    name="acktr_paper",
+    description="sb3_natgrad ACKTR with the paper's MuJoCo set-up against sb3-contrib TRPO (zoo), each at its own batch.",
+    entries=[_acktr_paper_entry("HalfCheetah-v5", "HalfCheetah-v4"), _acktr_paper_entry("Hopper-v5", "Hopper-v4")],
+)
+
+
+# --------------------------------------------------------------------------------------------------
 # acktr_atari: ACKTR's `atari` entry (baselines' settings: 16 envs x 20 steps, CnnPolicy) on Pong with
 # the zoo's Atari wrappers; A2C's `atari` entry (16 envs x 5 steps) as the reference. Each algorithm
 # keeps its own zoo batch: A2C's policy_kwargs name an RMSprop optimizer, which K-FAC replaces.
@@ -203,4 +225,4 @@ ACKTR_ATARI = Suite(
 
 
 #: Every suite by name (``python -m benchmarks.run --suite NAME``).
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_ATARI)}
+SUITES: dict[str, Suite] = {suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI)}
