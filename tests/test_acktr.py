@@ -431,14 +431,17 @@ def _gaussian_mean_log_std(model: ACKTR, state: dict[str, th.Tensor], obs: th.Te
     return mean, policy.log_std.detach().expand_as(mean)
 
 
+@pytest.mark.parametrize("env", ["Pendulum-v1", "box3"])
 @pytest.mark.parametrize("target_kl, factor", [(1e3, 1.5), (1e-12, 1 / 1.5)])
-def test_target_kl_measures_the_update_kl_and_adapts_eta_max(target_kl: float, factor: float) -> None:
+def test_target_kl_measures_the_update_kl_and_adapts_eta_max(env: str, target_kl: float, factor: float) -> None:
     """The logged KL of an update equals the closed-form KL between the diagonal Gaussians before and after
     it; the next update's eta_max is the schedule times 1.5 (KL below target_kl / 2) or divided by 1.5."""
     snapshot = _SnapshotPolicy()
     # a large step (KL ~ 1e-2), so that float32 rounding in the measured KL stays far below the tolerance
     kwargs = dict(learning_rate=0.5, kl_clip=0.05, momentum=0.0, target_kl=target_kl)
-    model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=32, seed=0, **kwargs)
+    # box3: 3-d actions, whose KL is the sum over the dimensions
+    env_or_id = VectorObsEnv(spaces.Box(-1.0, 1.0, (3,), np.float32)) if env == "box3" else env
+    model = ACKTR("MlpPolicy", env_or_id, n_steps=32, seed=0, **kwargs)
     model.learn(32, callback=snapshot)  # one rollout, one update
     obs = th.as_tensor(model.rollout_buffer.observations.reshape(32, -1))
     mu0, log_std0 = _gaussian_mean_log_std(model, snapshot.snapshots[0], obs)

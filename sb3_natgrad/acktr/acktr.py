@@ -47,7 +47,6 @@ update is limited to sqrt(2 * 0.001) ~ 0.045 and it lagged far behind the return
 
 from __future__ import annotations
 
-import copy
 import math
 from contextlib import ExitStack
 from typing import Any, ClassVar, TypeVar
@@ -55,7 +54,7 @@ from typing import Any, ClassVar, TypeVar
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.distributions import Distribution, kl_divergence
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -64,7 +63,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_natgrad.acktr.policies import ACKTRPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy
-from sb3_natgrad.common.fisher import sample_fisher_actions
+from sb3_natgrad.common.fisher import detach_distribution, mean_kl, sample_fisher_actions
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
 from sb3_natgrad.optim.kfac import FALLBACKS, KFAC, fisher_backward
 
@@ -469,11 +468,10 @@ class ACKTR(OnPolicyAlgorithm):
                 opt.step()
 
             if self.target_kl is not None:  # measured KL of the update -> next eta_max (6)
-                # SB3 distributions are reused objects: keep the old one's torch distribution(s) in a shallow copy
-                old_distribution = copy.copy(distribution)
+                old_distribution = detach_distribution(distribution)  # SB3 reuses its distribution object
                 with th.no_grad():
                     new_distribution = self.policy.get_distribution(rollout_data.observations)
-                    measured_kl = float(kl_divergence(old_distribution, new_distribution).mean())
+                    measured_kl = float(mean_kl(old_distribution, new_distribution))  # summed over action dims
                 self._adapt_eta_scale(measured_kl)
                 self.logger.record("train/measured_kl", measured_kl)
 
