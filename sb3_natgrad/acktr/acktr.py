@@ -63,7 +63,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_natgrad.acktr.policies import ACKTRPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy
-from sb3_natgrad.common.fisher import detach_distribution, mean_kl, sample_fisher_actions
+from sb3_natgrad.common.fisher import detach_distribution, index_observations, mean_kl, sample_fisher_actions
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
 from sb3_natgrad.optim.kfac import FALLBACKS, KFAC, fisher_backward
 
@@ -93,18 +93,6 @@ def sampled_fisher_loss(distribution: Distribution, values: th.Tensor, vf_fisher
         return actor_nll
     sampled_values = values.detach() + th.randn_like(values)  # v~ ~ N(V(s), 1), [B]
     return actor_nll + vf_fisher_coef * 0.5 * (values - sampled_values).pow(2)
-
-
-def stats_subset(batch_size: int, size: int, device: th.device) -> th.Tensor:
-    """``size`` indices of ``range(batch_size)`` drawn uniformly without replacement (``[size]``, long)."""
-    return th.randperm(batch_size, device=device)[:size]
-
-
-def index_observations(obs: th.Tensor | dict[str, th.Tensor], idx: th.Tensor) -> th.Tensor | dict[str, th.Tensor]:
-    """Rows ``idx`` of a batch of observations (a tensor or, for dict spaces, a dict of tensors)."""
-    if isinstance(obs, dict):
-        return {key: value[idx] for key, value in obs.items()}
-    return obs[idx]
 
 
 def _check(
@@ -414,7 +402,7 @@ class ACKTR(OnPolicyAlgorithm):
                 return values.flatten(), log_prob, entropy, distribution
             if recording:  # statistics on m drawn samples, by a forward pass of their own
                 assert self.stats_batch_size is not None
-                idx = stats_subset(batch_size, self.stats_batch_size, actions.device)  # [m]
+                idx = th.randperm(batch_size, device=actions.device)[: self.stats_batch_size]  # [m], no replacement
                 sub_values, _, _, sub_distribution = self.policy.evaluate_actions_and_distribution(
                     index_observations(obs, idx), actions[idx]
                 )

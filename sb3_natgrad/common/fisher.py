@@ -310,11 +310,18 @@ class KLHessianVectorProduct:
         return out
 
 
+def index_observations(
+    observations: th.Tensor | dict[str, th.Tensor], index: slice | th.Tensor
+) -> th.Tensor | dict[str, th.Tensor]:
+    """Rows ``index`` (a slice or a tensor of indices) of a batch of observations, for tensors and dict observations."""
+    if isinstance(observations, dict):
+        return {key: obs[index] for key, obs in observations.items()}
+    return observations[index]
+
+
 def subsample(observations: th.Tensor | dict[str, th.Tensor], step: int) -> th.Tensor | dict[str, th.Tensor]:
     """Every ``step``-th observation (``obs[::step]``), for tensors and dict observations."""
-    if isinstance(observations, dict):
-        return {key: obs[::step] for key, obs in observations.items()}
-    return observations[::step]
+    return index_observations(observations, slice(None, None, step))
 
 
 def sample_fisher_actions(distribution: Distribution) -> th.Tensor:

@@ -153,7 +153,10 @@ class KroneckerFactoredLayer:
         self.batch_size = n_samples
 
     def take_batch(self) -> tuple[th.Tensor, th.Tensor] | None:
-        """The context's factors (averaged over its recorded calls), or ``None`` if it recorded nothing; clears them."""
+        """The context's factors (averaged over its recorded calls), or ``None`` if it recorded nothing; clears them.
+
+        :class:`~sb3_natgrad.optim.KFAC` folds them into the running averages of all its layers at once.
+        """
         a_sum, g_sum, n_calls = self._a_sum, self._g_sum, self._n_calls
         self.discard()
         if n_calls == 0 or a_sum is None or g_sum is None:
@@ -161,23 +164,6 @@ class KroneckerFactoredLayer:
         if n_calls > 1:
             a_sum, g_sum = a_sum / n_calls, g_sum / n_calls
         return a_sum, g_sum
-
-    def fold(self, stat_decay: float) -> bool:
-        """Fold the context's statistics into the running averages (the first batch initialises them).
-
-        (:class:`~sb3_natgrad.optim.KFAC` folds all its layers at once, with the same arithmetic.)
-
-        :return: whether the layer had recorded statistics.
-        """
-        batch = self.take_batch()
-        if batch is None:
-            return False
-        if self.a_factor is None or self.g_factor is None:
-            self.a_factor, self.g_factor = batch
-        else:
-            th._foreach_mul_([self.a_factor, self.g_factor], stat_decay)
-            th._foreach_add_([self.a_factor, self.g_factor], list(batch), alpha=1.0 - stat_decay)
-        return True
 
     def discard(self) -> None:
         self._a_sum, self._g_sum, self._n_calls = None, None, 0
