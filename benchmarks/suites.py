@@ -224,5 +224,40 @@ ACKTR_ATARI = Suite(
 )
 
 
+# --------------------------------------------------------------------------------------------------
+# acktr_speed: train() of ACKTR against A2C on the paper's MuJoCo batch (4 envs x 640 steps = 2560 samples,
+# separate 64x64 networks), where K-FAC's per-update work is amortised over many samples; the `acktr` suite's
+# --overhead covers A2C's own batches (5 to 64 samples). ACKTR as its YAML entry (statistics every update on
+# the whole batch, inverses every 2 updates) and with the two ways of making statistics cheaper. Meant for
+# `--overhead`; its `full` profile trains like the `acktr_paper` suite.
+# --------------------------------------------------------------------------------------------------
+def _acktr_speed_entry(env_id: str, zoo_key: str) -> Entry:
+    batch = {"n_envs": 4, "n_steps": 640, "policy_kwargs": "dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))"}
+
+    def acktr(label: str, **kwargs: Any) -> Algo:
+        return Algo(label, "sb3_natgrad:ACKTR", zoo="acktr", kwargs=kwargs)
+
+    return Entry(
+        env_id,
+        reference=Algo("A2C 4x640", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=(zoo_key,), kwargs=batch),
+        candidates=[
+            acktr("ACKTR"),
+            acktr("ACKTR stats_batch_size=320", stats_batch_size=320),
+            acktr("ACKTR stats_interval=10", stats_interval=10),
+        ],
+        quick=Budget(20_000, seeds=2, n_eval_episodes=3, n_final_episodes=5),
+        full=Budget(1_000_000, seeds=3, eval_freq=50_000, n_eval_episodes=5, n_final_episodes=10),
+    )
+
+
+ACKTR_SPEED = Suite(
+    name="acktr_speed",
+    description="train() time of sb3_natgrad ACKTR vs SB3 A2C at the paper's MuJoCo batch (4 x 640 samples, 64x64).",
+    entries=[_acktr_speed_entry("HalfCheetah-v5", "HalfCheetah-v4"), _acktr_speed_entry("Hopper-v5", "Hopper-v4")],
+)
+
+
 #: Every suite by name (``python -m benchmarks.run --suite NAME``).
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI)}
+SUITES: dict[str, Suite] = {
+    suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED)
+}
