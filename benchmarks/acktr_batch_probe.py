@@ -32,26 +32,23 @@ EVAL_SEED_OFFSET = 1000
 
 
 def base_kwargs(env_id: str, yaml_batch: bool = False) -> tuple[dict[str, Any], int]:
-    """ACKTR's YAML entry for ``env_id`` at A2C's batch (1 env x 5 steps) and default network, with the
-    ``acktr`` suite's changes for that batch, or with ``yaml_batch`` the entry as it is.
+    """ACKTR's hyperparameters for ``env_id`` exactly as the ``acktr`` suite resolves them at A2C's batch (1 env x
+    5 steps, A2C's network, the suite's changes for that batch), or with ``yaml_batch`` the YAML entry as it is.
 
     :return: constructor keyword arguments (without ``policy``) and the number of envs.
     """
+    from benchmarks.spec import resolve_entry
+    from benchmarks.suites import SUITES
     from benchmarks.zoo import convert_hyperparams, load_zoo_entry
 
-    hyperparams, _, _ = load_zoo_entry("acktr", env_id)
-    config = convert_hyperparams(hyperparams)
-    kwargs = dict(config.algo_kwargs)
-    kwargs.pop("policy", None)
     if yaml_batch:
-        return kwargs, config.n_envs
-    # as the acktr suite runs the entry at A2C's batch
-    from benchmarks.suites import ACKTR_AT_A2C_BATCH, ACKTR_PAPER_BATCH_ONLY
-
-    for key in (*ACKTR_PAPER_BATCH_ONLY, "policy_kwargs"):
-        kwargs.pop(key, None)
-    kwargs.update(ACKTR_AT_A2C_BATCH, n_steps=5)
-    return kwargs, 1
+        hyperparams, _, _ = load_zoo_entry("acktr", env_id)
+    else:
+        entry = next(entry for entry in SUITES["acktr"].entries if entry.env_id == env_id)
+        hyperparams = resolve_entry(entry)["ACKTR"].hyperparams
+    config = convert_hyperparams(hyperparams)
+    kwargs = {key: value for key, value in config.algo_kwargs.items() if key != "policy" and value is not None}
+    return kwargs, config.n_envs
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

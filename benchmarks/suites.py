@@ -22,9 +22,17 @@ MUJOCO_QUICK = Budget(20_000, seeds=2, n_eval_episodes=3, n_final_episodes=5)
 MUJOCO_1M = Budget(1_000_000, seeds=3, eval_freq=50_000, n_eval_episodes=5, n_final_episodes=10)
 
 
-def _on_mujoco_pair(make_entry: Callable[[str, str], Entry]) -> list[Entry]:
-    """``make_entry(env_id, zoo_key)`` for HalfCheetah-v5 and Hopper-v5 (the zoo's YAML files know them as -v4)."""
-    return [make_entry("HalfCheetah-v5", "HalfCheetah-v4"), make_entry("Hopper-v5", "Hopper-v4")]
+def _mujoco_pair_suite(name: str, description: str, algos: Callable[[str], tuple[Algo, list[Algo]]]) -> Suite:
+    """A suite of HalfCheetah-v5 and Hopper-v5 with the MuJoCo 1M budgets.
+
+    :param algos: ``algos(zoo_key)`` gives the entry's reference and candidates (the zoo's YAML files know the
+        envs as -v4).
+    """
+    entries = []
+    for env_id, zoo_key in (("HalfCheetah-v5", "HalfCheetah-v4"), ("Hopper-v5", "Hopper-v4")):
+        reference, candidates = algos(zoo_key)
+        entries.append(Entry(env_id, reference=reference, candidates=candidates, quick=MUJOCO_QUICK, full=MUJOCO_1M))
+    return Suite(name=name, description=description, entries=entries)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,20 +208,15 @@ ACKTR = Suite(
 # against sb3-contrib's TRPO with the zoo's settings (the paper's other baseline), each at its own batch. Same
 # budget and evaluation as the trpo suite, so its TRPO rows there are comparable.
 # --------------------------------------------------------------------------------------------------
-def _acktr_paper_entry(env_id: str, zoo_key: str) -> Entry:
-    return Entry(
-        env_id,
-        reference=Algo("TRPO (sb3-contrib)", "sb3_contrib:TRPO", zoo="trpo", zoo_keys=(zoo_key,)),
-        candidates=[Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr")],
-        quick=MUJOCO_QUICK,
-        full=MUJOCO_1M,
-    )
+def _acktr_paper_algos(zoo_key: str) -> tuple[Algo, list[Algo]]:
+    reference = Algo("TRPO (sb3-contrib)", "sb3_contrib:TRPO", zoo="trpo", zoo_keys=(zoo_key,))
+    return reference, [Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr")]
 
 
-ACKTR_PAPER = Suite(
-    name="acktr_paper",
-    description="sb3_natgrad ACKTR with the paper's MuJoCo set-up against sb3-contrib TRPO (zoo), each at its own batch.",
-    entries=_on_mujoco_pair(_acktr_paper_entry),
+ACKTR_PAPER = _mujoco_pair_suite(
+    "acktr_paper",
+    "sb3_natgrad ACKTR with the paper's MuJoCo set-up against sb3-contrib TRPO (zoo), each at its own batch.",
+    _acktr_paper_algos,
 )
 
 
@@ -247,29 +250,24 @@ ACKTR_ATARI = Suite(
 # the whole batch, inverses every 2 updates) and with the two ways of making statistics cheaper. Meant for
 # `--overhead`; its `full` profile trains like the `acktr_paper` suite.
 # --------------------------------------------------------------------------------------------------
-def _acktr_speed_entry(env_id: str, zoo_key: str) -> Entry:
+def _acktr_speed_algos(zoo_key: str) -> tuple[Algo, list[Algo]]:
     batch = {"n_envs": 4, "n_steps": 640, "policy_kwargs": "dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))"}
 
     def acktr(label: str, **kwargs: Any) -> Algo:
         return Algo(label, "sb3_natgrad:ACKTR", zoo="acktr", kwargs=kwargs)
 
-    return Entry(
-        env_id,
-        reference=Algo("A2C 4x640", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=(zoo_key,), kwargs=batch),
-        candidates=[
-            acktr("ACKTR"),
-            acktr("ACKTR stats_batch_size=320", stats_batch_size=320),
-            acktr("ACKTR stats_interval=10", stats_interval=10),
-        ],
-        quick=MUJOCO_QUICK,
-        full=MUJOCO_1M,
-    )
+    reference = Algo("A2C 4x640", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=(zoo_key,), kwargs=batch)
+    return reference, [
+        acktr("ACKTR"),
+        acktr("ACKTR stats_batch_size=320", stats_batch_size=320),
+        acktr("ACKTR stats_interval=10", stats_interval=10),
+    ]
 
 
-ACKTR_SPEED = Suite(
-    name="acktr_speed",
-    description="train() time of sb3_natgrad ACKTR vs SB3 A2C at the paper's MuJoCo batch (4 x 640 samples, 64x64).",
-    entries=_on_mujoco_pair(_acktr_speed_entry),
+ACKTR_SPEED = _mujoco_pair_suite(
+    "acktr_speed",
+    "train() time of sb3_natgrad ACKTR vs SB3 A2C at the paper's MuJoCo batch (4 x 640 samples, 64x64).",
+    _acktr_speed_algos,
 )
 
 
