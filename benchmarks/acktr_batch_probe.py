@@ -1,18 +1,20 @@
-"""Short ACKTR probes on MuJoCo at A2C's batch (1 env x 5 steps), for tuning ``hyperparams/acktr.yml``.
+"""Short ACKTR probes at A2C's batch, for tuning ``hyperparams/acktr.yml``.
 
-The ``acktr`` suite runs ACKTR's MuJoCo entry with A2C's ``n_envs``, ``n_steps`` and network; a full run takes
-about half an hour per seed on one core, too long to compare settings. A probe trains one seed for ``STEPS``
-steps from that same configuration (the YAML entry of the env, A2C's batch and network, ``VecNormalize``)
-with ``key=value`` overrides, evaluates 5 deterministic episodes after each eighth of the budget, and
-appends one JSON line to ``docs/benchmarks/acktr/batch_probes.jsonl``. ``--a2c`` probes SB3's A2C with its
-defaults (rl-zoo3's MuJoCo entry) under the same protocol. ``--yaml-batch`` keeps the YAML entry's own batch
-and network instead (the paper's set-up: 4 envs x 640 steps, 64-64), e.g. to compare ``stats_batch_size``
-settings. Probes are single-seed indications, not results.
+The ``acktr`` suite runs ACKTR's YAML entry of each env with A2C's ``n_envs``, ``n_steps`` and network; a full
+MuJoCo run takes about half an hour per seed on one core, too long to compare settings. A probe trains one seed
+for ``STEPS`` steps from that same configuration (the suite's resolution of the entry, environments built as
+the harness builds them, ``VecNormalize`` where the entry normalizes) with ``key=value`` overrides, evaluates
+5 deterministic episodes ``--points`` times (default 8, evenly spaced), and appends one JSON line to
+``docs/benchmarks/acktr/batch_probes.jsonl``. ``--a2c`` probes the suite's A2C (rl-zoo3's entry) under the same
+protocol. ``--yaml-batch`` keeps the YAML entry's own batch and network instead (the paper's MuJoCo set-up:
+4 envs x 640 steps, 64-64), e.g. to compare ``stats_batch_size`` settings. Probes are single-seed
+indications, not results.
 
 Usage (from the repository root)::
 
     python -m benchmarks.acktr_batch_probe HalfCheetah-v5 0 200000 kl_clip=0.01
     python -m benchmarks.acktr_batch_probe Hopper-v5 0 200000 --a2c
+    python -m benchmarks.acktr_batch_probe CartPole-v1 0 100000 kl_clip=0.002 --points 20
     python -m benchmarks.acktr_batch_probe HalfCheetah-v5 0 300000 stats_batch_size=320 --yaml-batch
 """
 
@@ -21,32 +23,41 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-OUT_PATH = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "acktr" / "batch_probes.jsonl"
+if TYPE_CHECKING:
+    from benchmarks.zoo import ZooConfig
+
+#: Where probes append (``ACKTR_PROBE_OUT`` overrides it, e.g. for a sweep kept out of the committed file).
+DEFAULT_OUT_PATH = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "acktr" / "batch_probes.jsonl"
+OUT_PATH = Path(os.environ.get("ACKTR_PROBE_OUT", DEFAULT_OUT_PATH))
 N_POINTS = 8
 N_EVAL_EPISODES = 5
 EVAL_SEED_OFFSET = 1000
 
 
-def base_kwargs(env_id: str, yaml_batch: bool = False) -> tuple[dict[str, Any], int]:
-    """ACKTR's hyperparameters for ``env_id`` exactly as the ``acktr`` suite resolves them at A2C's batch (1 env x
-    5 steps, A2C's network, the suite's changes for that batch), or with ``yaml_batch`` the YAML entry as it is.
-
-    :return: constructor keyword arguments (without ``policy``) and the number of envs.
-    """
+def probe_config(env_id: str, yaml_batch: bool = False, a2c: bool = False) -> ZooConfig:
+    """The configuration a probe trains with: ACKTR's (or with ``a2c`` A2C's) hyperparameters for ``env_id``
+    exactly as the ``acktr`` suite resolves them (A2C's batch and network, the suite's changes for that batch),
+    or with ``yaml_batch`` ACKTR's YAML entry as it is."""
     from benchmarks.spec import resolve_entry
     from benchmarks.suites import SUITES
     from benchmarks.zoo import convert_hyperparams, load_zoo_entry
 
-    if yaml_batch:
+    if yaml_batch and not a2c:
         hyperparams, _, _ = load_zoo_entry("acktr", env_id)
     else:
         entry = next(entry for entry in SUITES["acktr"].entries if entry.env_id == env_id)
-        hyperparams = resolve_entry(entry)["ACKTR"].hyperparams
-    config = convert_hyperparams(hyperparams)
+        hyperparams = resolve_entry(entry)["A2C" if a2c else "ACKTR"].hyperparams
+    return convert_hyperparams(hyperparams)
+
+
+def base_kwargs(env_id: str, yaml_batch: bool = False, a2c: bool = False) -> tuple[dict[str, Any], int]:
+    """Constructor keyword arguments (without ``policy``) of :func:`probe_config`, and its number of envs."""
+    config = probe_config(env_id, yaml_batch, a2c)
     kwargs = {key: value for key, value in config.algo_kwargs.items() if key != "policy" and value is not None}
     return kwargs, config.n_envs
 
@@ -66,27 +77,34 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def probe(
-    env_id: str, seed: int, steps: int, overrides: dict[str, Any], a2c: bool, yaml_batch: bool = False
+    env_id: str,
+    seed: int,
+    steps: int,
+    overrides: dict[str, Any],
+    a2c: bool,
+    yaml_batch: bool = False,
+    n_points: int = N_POINTS,
 ) -> dict[str, Any]:
     import torch as th
     from stable_baselines3 import A2C
-    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.vec_env import VecNormalize
+    from stable_baselines3.common.vec_env import sync_envs_normalization
 
+    from benchmarks.zoo import build_vec_env
     from sb3_natgrad import ACKTR
 
     th.set_num_threads(1)
-    yaml_kwargs, n_envs = base_kwargs(env_id, yaml_batch)
-    kwargs = dict(overrides) if a2c else {**yaml_kwargs, **overrides}
-    env = VecNormalize(make_vec_env(env_id, n_envs=1 if a2c else n_envs, seed=seed))
-    model = (A2C if a2c else ACKTR)("MlpPolicy", env, seed=seed, **kwargs)
-    eval_env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed + EVAL_SEED_OFFSET), training=False, norm_reward=False)
+    config = probe_config(env_id, yaml_batch, a2c)
+    base, n_envs = base_kwargs(env_id, yaml_batch, a2c)
+    kwargs = {**base, **overrides}
+    env = build_vec_env(env_id, config, n_envs, seed)
+    model = (A2C if a2c else ACKTR)(config.algo_kwargs.get("policy", "MlpPolicy"), env, seed=seed, **kwargs)
+    eval_env = build_vec_env(env_id, config, 1, seed + EVAL_SEED_OFFSET, eval_env=True)
     timesteps, means, step_info = [], [], []
     start = time.perf_counter()
-    for _ in range(N_POINTS):
-        model.learn(steps // N_POINTS, reset_num_timesteps=False)
-        eval_env.obs_rms = env.obs_rms
+    for _ in range(n_points):
+        model.learn(steps // n_points, reset_num_timesteps=False)
+        sync_envs_normalization(env, eval_env)
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=N_EVAL_EPISODES, deterministic=True)
         timesteps.append(int(model.num_timesteps))
         means.append(round(float(mean), 1))
@@ -114,8 +132,10 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="constructor arguments as key=value")
     parser.add_argument("--a2c", action="store_true", help="probe SB3's A2C (its defaults) instead")
     parser.add_argument("--yaml-batch", action="store_true", help="ACKTR at the YAML entry's own batch and network")
+    parser.add_argument("--points", type=int, default=N_POINTS, help="evaluations, evenly spaced over the budget")
     args = parser.parse_args()
-    record = probe(args.env_id, args.seed, args.steps, parse_overrides(args.overrides), args.a2c, args.yaml_batch)
+    overrides = parse_overrides(args.overrides)
+    record = probe(args.env_id, args.seed, args.steps, overrides, args.a2c, args.yaml_batch, args.points)
     OUT_PATH.parent.mkdir(parents=True, exist_ok=True)
     with open(OUT_PATH, "a") as file:
         file.write(json.dumps(record, default=repr) + "\n")

@@ -380,8 +380,9 @@ def test_atari_train_and_eval_envs_wrap_alike() -> None:
 
 
 def test_acktr_batch_probe_configuration() -> None:
-    """Probes start from ACKTR's YAML entry at A2C's MuJoCo batch and network; overrides are parsed literally."""
-    from benchmarks.acktr_batch_probe import base_kwargs, parse_overrides
+    """Probes start from ACKTR's YAML entry at A2C's batch and network (any env of the acktr suite), or from the
+    suite's A2C; overrides are parsed literally."""
+    from benchmarks.acktr_batch_probe import base_kwargs, parse_overrides, probe_config
 
     kwargs, n_envs = base_kwargs("Hopper-v5")
     assert n_envs == 1 and kwargs["n_steps"] == 5 and "policy_kwargs" not in kwargs and "policy" not in kwargs
@@ -391,6 +392,12 @@ def test_acktr_batch_probe_configuration() -> None:
     assert yaml_n_envs == 4 and yaml_kwargs["n_steps"] == 640 and "policy" not in yaml_kwargs
     assert yaml_kwargs["target_kl"] == 0.002 and yaml_kwargs["kl_clip"] == 0.005 and yaml_kwargs["normalize_advantage"]
     assert yaml_kwargs["policy_kwargs"] == dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))
+    assert probe_config("Hopper-v5").normalize and not probe_config("CartPole-v1").normalize
+    cartpole, cartpole_envs = base_kwargs("CartPole-v1")
+    a2c, a2c_envs = base_kwargs("CartPole-v1", a2c=True)
+    assert cartpole_envs == a2c_envs == 8 and cartpole["n_steps"] == 5 and "kl_clip" not in a2c
+    lunar_a2c, _ = base_kwargs("LunarLander-v3", a2c=True)
+    assert lunar_a2c["gamma"] == 0.995  # rl-zoo3's A2C entry, not ACKTR's
     assert parse_overrides(["kl_clip=1e-5", "normalize_advantage=True", "vf_activation_fn=elu"]) == {
         "kl_clip": 1e-5,
         "normalize_advantage": True,
@@ -398,3 +405,13 @@ def test_acktr_batch_probe_configuration() -> None:
     }
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["kl_clip"])
+
+
+def test_acktr_batch_probe_runs_on_a_classic_control_env() -> None:
+    """A probe trains and evaluates from the suite's configuration (no VecNormalize on CartPole)."""
+    from benchmarks.acktr_batch_probe import probe
+
+    record = probe("CartPole-v1", 0, 80, {"kl_clip": 0.002}, a2c=False, n_points=2)
+    assert record["timesteps"] == [40, 80] and len(record["curve"]) == 2 and len(record["step_info"]) == 2
+    assert record["kwargs"]["kl_clip"] == 0.002 and record["kwargs"]["n_envs"] == 8
+    assert all(0.0 < step["kl"] <= 0.002 + 1e-9 for step in record["step_info"][-1][:1])

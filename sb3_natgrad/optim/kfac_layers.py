@@ -101,6 +101,9 @@ class KroneckerFactoredLayer:
         self.name = name
         self.module = module
         self.has_bias = module.bias is not None
+        # The optimized parameters, fixed at construction as an optimizer's param_groups are (a tuple: the
+        # step reads it for every layer, and nn.Module attribute lookups are slow)
+        self.params: tuple[th.Tensor, ...] = (module.weight,) if module.bias is None else (module.weight, module.bias)
         # Running averages of the factors: A [in + 1, in + 1] (in = C * kh * kw for conv), G [out, out]
         self.a_factor: th.Tensor | None = None
         self.g_factor: th.Tensor | None = None
@@ -114,10 +117,6 @@ class KroneckerFactoredLayer:
         self._g_sum: th.Tensor | None = None
         self._n_calls = 0
         self.batch_size: int | None = None
-
-    @property
-    def params(self) -> list[th.Tensor]:
-        return [self.module.weight] if self.module.bias is None else [self.module.weight, self.module.bias]
 
     # ------------------------------------------------------------------ statistics
     def input_rows(self, inp: th.Tensor) -> tuple[th.Tensor, int]:
@@ -219,17 +218,17 @@ class KroneckerFactoredLayer:
     def matrix(self, weight_like: th.Tensor, bias_like: th.Tensor | None) -> th.Tensor:
         """Tensors shaped like the weight and the bias in :meth:`grad_matrix`'s ``[out, in (+ 1)]`` layout."""
         weight = weight_like.reshape(weight_like.shape[0], -1)
-        if self.module.bias is None:
+        if not self.has_bias:
             return weight
         bias = bias_like if bias_like is not None else weight.new_zeros(weight.shape[0])
         return th.cat([weight, bias.unsqueeze(1)], dim=1)
 
     def split(self, matrix: th.Tensor) -> list[th.Tensor]:
         """Inverse of :meth:`grad_matrix`'s layout: one tensor per parameter, shaped like it."""
-        weight = self.module.weight
+        weight = self.params[0]
         n_in = weight[0].numel()
         out = [matrix[:, :n_in].reshape(weight.shape)]
-        if self.module.bias is not None:
+        if self.has_bias:
             out.append(matrix[:, n_in])
         return out
 
@@ -244,7 +243,7 @@ class KroneckerFactoredLayer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        device, dtype = self.module.weight.device, self.module.weight.dtype
+        device, dtype = self.params[0].device, self.params[0].dtype
         for key in ("a_factor", "g_factor", "a_inverse", "g_inverse"):
             value = state.get(key)
             setattr(self, key, None if value is None else value.to(device=device, dtype=dtype).clone())
