@@ -307,6 +307,8 @@ def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> N
         (dict(policy_kwargs=dict(optimizer_class=th.optim.Adam)), "optimizer_class"),
         (dict(stats_batch_size=0), "stats_batch_size"),
         (dict(stats_batch_size=2.5), "stats_batch_size"),
+        (dict(kl_batch_size=0), "kl_batch_size"),
+        (dict(kl_batch_size="all"), "kl_batch_size"),
         (dict(target_kl=0.0), "target_kl"),
         (dict(target_kl=float("nan")), "target_kl"),
     ],
@@ -366,6 +368,11 @@ def test_multi_input_policy_runs() -> None:
     model = ACKTR("MultiInputPolicy", SimpleMultiObsEnv(random_start=True), n_steps=8, seed=0)
     model.learn(16)
     assert all(opt.steps == 2 for opt in model.optimizers)
+    # dict observations subsampled for the statistics and for target_kl's measured KL
+    kwargs = dict(stats_batch_size=3, target_kl=0.01, kl_batch_size=5)
+    model = ACKTR("MultiInputPolicy", SimpleMultiObsEnv(random_start=True), n_steps=8, seed=0, **kwargs)
+    model.learn(16)
+    assert all(opt.steps == 2 for opt in model.optimizers) and model.logger.name_to_value["train/measured_kl"] >= 0.0
 
 
 @pytest.mark.parametrize("kfac_mode", ["separate", "joint"])
@@ -456,6 +463,49 @@ def test_target_kl_measures_the_update_kl_and_adapts_eta_max(env: str, target_kl
     model.learn(32, reset_num_timesteps=False)
     assert model.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.5 * factor)
     assert model.logger.name_to_value["train/eta_max"] == pytest.approx(0.5 * factor)
+
+
+def test_kl_batch_size_measures_the_kl_on_the_drawn_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``kl_batch_size=k`` the logged KL is the closed-form Gaussian KL averaged over exactly ``k`` distinct
+    rows of the rollout (the ones passed to the post-update forward pass)."""
+    import sb3_natgrad.acktr.acktr as acktr_module
+
+    drawn: list[th.Tensor] = []
+    index_observations = acktr_module.index_observations
+
+    def recording_index(obs: th.Tensor, idx: th.Tensor) -> th.Tensor:
+        rows = index_observations(obs, idx)
+        assert isinstance(rows, th.Tensor)
+        drawn.append(rows.clone())
+        return rows
+
+    monkeypatch.setattr(acktr_module, "index_observations", recording_index)
+    snapshot = _SnapshotPolicy()
+    kwargs = dict(learning_rate=0.5, kl_clip=0.05, momentum=0.0, target_kl=1e3, kl_batch_size=7)
+    model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=32, seed=0, **kwargs)
+    model.learn(32, callback=snapshot)  # one rollout, one update
+    assert len(drawn) == 1 and drawn[0].shape == (7, 3)
+    rollout = th.as_tensor(model.rollout_buffer.observations.reshape(32, 3))
+    matches = (drawn[0][:, None, :] == rollout[None, :, :]).all(-1)  # [7, 32]
+    assert (matches.sum(1) >= 1).all() and len({int(j) for j in matches.float().argmax(1)}) == 7  # 7 distinct rows
+    obs = drawn[0]
+    mu0, log_std0 = _gaussian_mean_log_std(model, snapshot.snapshots[0], obs)
+    mu1, log_std1 = _gaussian_mean_log_std(model, model.policy.state_dict(), obs)
+    mu0, log_std0, mu1, log_std1 = mu0.double(), log_std0.double(), mu1.double(), log_std1.double()
+    var0, var1 = (2 * log_std0).exp(), (2 * log_std1).exp()
+    closed_form = (log_std1 - log_std0 + (var0 + (mu0 - mu1) ** 2) / (2 * var1) - 0.5).sum(-1).mean()
+    measured = model.logger.name_to_value["train/measured_kl"]
+    assert measured > 1e-4 and math.isclose(measured, float(closed_form), rel_tol=1e-4)
+
+
+def test_kl_batch_size_at_least_the_rollout_is_the_default_path() -> None:
+    params = []
+    for kl_batch_size in (None, 16, 100):
+        model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=16, target_kl=0.01, kl_batch_size=kl_batch_size, seed=0)
+        model.learn(48)
+        params.append(th.nn.utils.parameters_to_vector(model.policy.parameters()))
+    th.testing.assert_close(params[0], params[1], rtol=0, atol=0)
+    th.testing.assert_close(params[0], params[2], rtol=0, atol=0)
 
 
 def test_target_kl_keeps_eta_max_within_bounds() -> None:

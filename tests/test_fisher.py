@@ -244,6 +244,19 @@ def test_detach_distribution_keeps_values() -> None:
         th.testing.assert_close(_phi(old), phi.detach())
 
 
+def test_detach_distribution_rows_match_a_forward_pass_of_those_rows() -> None:
+    """``detach_distribution(dist, index)`` equals the distribution computed from the indexed observations alone."""
+    index = th.tensor([4, 0, 2])
+    for kind in ["categorical", "gaussian", "multicategorical", "bernoulli", "gsde"]:
+        policy = _make_policy(kind)
+        obs = th.randn(N_STATES, OBS_DIM, dtype=th.float64)
+        rows = detach_distribution(policy.get_distribution(obs), index)
+        direct = _phi(policy.get_distribution(obs[index])).detach()
+        assert _phi(rows).shape == direct.shape
+        th.testing.assert_close(_phi(rows), direct)
+        assert float(mean_kl(rows, policy.get_distribution(obs[index]))) == pytest.approx(0.0, abs=1e-12)
+
+
 def test_invalid_arguments() -> None:
     policy = _make_policy("categorical")
     params = actor_parameters(policy)

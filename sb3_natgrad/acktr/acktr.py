@@ -29,8 +29,9 @@ Implementation details (each marked in the code):
    adapts the actor's ``eta_max`` from the measured mean KL between the policies before and after each update:
    times 1.5 when it is below ``target_kl / 2``, divided by 1.5 when above ``2 target_kl``, kept within
    ``[1e-8, 1]``. Here the adapted factor multiplies the ``learning_rate`` schedule; it costs one actor forward
-   pass per update. Its code also standardises the advantages over its ~2500-sample batch
-   (``normalize_advantage``).
+   pass per update. With ``kl_batch_size=k`` the KL is measured on ``k`` samples of the rollout drawn at random
+   without replacement (an unbiased estimate of the same mean, whose forward pass costs O(k) instead of O(batch)).
+   Its code also standardises the advantages over its ~2500-sample batch (``normalize_advantage``).
 7. ``max_grad_norm`` (off by default) clips the raw gradient before preconditioning. With an active
    trust region the step does not depend on the gradient's scale; when ``eta = eta_max`` clipping
    shrinks the natural-gradient step, and since the critic's gradient dominates the joint norm it
@@ -107,6 +108,13 @@ def _check(
         raise ValueError(f"ACKTR: {name} must be a finite number {bound}{upper}, got {value!r}")
 
 
+def _check_count(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"ACKTR: {name} must be an integer >= 1{' or None' if allow_none else ''}, got {value!r}")
+
+
 def _check_rate(name: str, value: Any, allow_none: bool = False) -> None:
     if callable(value) or (value is None and allow_none):
         return
@@ -148,6 +156,8 @@ class ACKTR(OnPolicyAlgorithm):
         ``"diagonal"`` (diagonal Fisher) or ``"identity"`` (baselines).
     :param target_kl: adapt the actor's ``eta_max`` to keep the measured KL of each update near this value
         (``None``: fixed ``eta_max``); see detail 6.
+    :param kl_batch_size: measure that KL on this many samples of the rollout, drawn at random without replacement
+        at each update (``None``: the whole rollout); see detail 6.
     :param normalize_advantage: standardise the advantages over the batch (the paper's MuJoCo code does).
     :param use_sde: generalized State-Dependent Exploration.
     :param sde_sample_freq: gSDE noise resampling frequency (-1: at rollout start only).
@@ -197,6 +207,7 @@ class ACKTR(OnPolicyAlgorithm):
         vf_activation_fn: str | None = None,
         fisher_fallback: str = "diagonal",
         target_kl: float | None = None,
+        kl_batch_size: int | None = None,
         normalize_advantage: bool = False,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
@@ -235,8 +246,7 @@ class ACKTR(OnPolicyAlgorithm):
         )
         _check_rate("learning_rate", learning_rate)
         _check_rate("vf_learning_rate", vf_learning_rate, allow_none=True)
-        if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
-            raise ValueError(f"ACKTR: n_steps must be an integer >= 1, got {n_steps!r}")
+        _check_count("n_steps", n_steps)
         _check("gamma", gamma, 0.0, 1.0)
         _check("gae_lambda", gae_lambda, 0.0, 1.0)
         _check("ent_coef", ent_coef, 0.0)
@@ -256,13 +266,10 @@ class ACKTR(OnPolicyAlgorithm):
             raise ValueError(f"ACKTR: momentum must be < 1, got {momentum!r}")
         _check("weight_decay", weight_decay, 0.0)
         _check("vf_weight_decay", vf_weight_decay, 0.0, allow_none=True)
-        for name, interval in (("stats_interval", stats_interval), ("inverse_interval", inverse_interval)):
-            if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
-                raise ValueError(f"ACKTR: {name} must be an integer >= 1, got {interval!r}")
-        if stats_batch_size is not None and (
-            not isinstance(stats_batch_size, int) or isinstance(stats_batch_size, bool) or stats_batch_size < 1
-        ):
-            raise ValueError(f"ACKTR: stats_batch_size must be an integer >= 1 or None, got {stats_batch_size!r}")
+        _check_count("stats_interval", stats_interval)
+        _check_count("inverse_interval", inverse_interval)
+        _check_count("stats_batch_size", stats_batch_size, allow_none=True)
+        _check_count("kl_batch_size", kl_batch_size, allow_none=True)
         if kfac_mode not in KFAC_MODES:
             raise ValueError(f"ACKTR: kfac_mode must be one of {KFAC_MODES}, got {kfac_mode!r}")
         if vf_activation_fn is not None and vf_activation_fn not in ACTIVATIONS:
@@ -296,6 +303,7 @@ class ACKTR(OnPolicyAlgorithm):
         self.vf_activation_fn = vf_activation_fn
         self.fisher_fallback = fisher_fallback
         self.target_kl = target_kl
+        self.kl_batch_size = kl_batch_size
         self.normalize_advantage = normalize_advantage
         # Factor applied to the actor's learning-rate schedule, adapted when target_kl is set (detail 6)
         self.eta_scale = 1.0
@@ -412,6 +420,20 @@ class ACKTR(OnPolicyAlgorithm):
         values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
         return values.flatten(), log_prob, entropy, distribution
 
+    def _kl_samples(
+        self, obs: th.Tensor | dict[str, th.Tensor], distribution: Distribution
+    ) -> tuple[th.Tensor | dict[str, th.Tensor], Distribution]:
+        """Observations on which ``target_kl``'s KL is measured, and the pre-update policy on them (detail 6).
+
+        ``distribution`` is the loss forward pass's (pre-update) policy; the copy is detached and must be taken before
+        the next forward pass, since SB3 policies reuse their distribution object.
+        """
+        batch_size = next(iter(obs.values())).shape[0] if isinstance(obs, dict) else obs.shape[0]
+        if self.kl_batch_size is None or self.kl_batch_size >= batch_size:
+            return obs, detach_distribution(distribution)
+        idx = th.randperm(batch_size, device=self.device)[: self.kl_batch_size]  # [k], no replacement
+        return index_observations(obs, idx), detach_distribution(distribution, idx)
+
     def train(self) -> None:
         """One K-FAC update on the rollout buffer (the whole batch, as A2C)."""
         self.policy.set_training_mode(True)
@@ -456,9 +478,9 @@ class ACKTR(OnPolicyAlgorithm):
                 opt.step()
 
             if self.target_kl is not None:  # measured KL of the update -> next eta_max (6)
-                old_distribution = detach_distribution(distribution)  # SB3 reuses its distribution object
+                kl_obs, old_distribution = self._kl_samples(rollout_data.observations, distribution)
                 with th.no_grad():
-                    new_distribution = self.policy.get_distribution(rollout_data.observations)
+                    new_distribution = self.policy.get_distribution(kl_obs)
                     measured_kl = float(mean_kl(old_distribution, new_distribution))  # summed over action dims
                 self._adapt_eta_scale(measured_kl)
                 self.logger.record("train/measured_kl", measured_kl)

@@ -150,25 +150,33 @@ def distribution_outputs(distribution: Distribution, kl_reduction: str = "sum") 
     raise ValueError(f"No analytic Fisher for distribution {type(distribution).__name__}; use fisher='hessian'")
 
 
-def detach_distribution(distribution: Distribution) -> Distribution:
-    """A copy of an SB3 distribution whose parameters are detached from the graph (``pi_old``).
+def detach_distribution(distribution: Distribution, index: slice | th.Tensor | None = None) -> Distribution:
+    """A copy of an SB3 distribution whose parameters are detached from the graph (``pi_old``), optionally
+    restricted to the batch rows ``index``.
 
     SB3 policies return their single ``action_dist`` object from ``get_distribution`` and overwrite it on
     the next call, so the copy is needed to keep the old policy around.
 
+    :param distribution: an SB3 distribution over a batch ``[B, ...]``.
+    :param index: rows to keep (a slice or a tensor of indices, as :func:`index_observations`); ``None``: all.
     :raises ValueError: for a distribution type this function does not know
     """
+    rows = slice(None) if index is None else index
+
+    def detach(tensor: th.Tensor) -> th.Tensor:
+        return tensor.detach()[rows]
+
     old = copy.copy(distribution)
     inner = distribution.distribution
     if isinstance(inner, Normal):
-        old.distribution = Normal(inner.loc.detach(), inner.scale.detach(), validate_args=False)
+        old.distribution = Normal(detach(inner.loc), detach(inner.scale), validate_args=False)
     elif isinstance(inner, Categorical):
-        old.distribution = Categorical(logits=inner.logits.detach(), validate_args=False)
+        old.distribution = Categorical(logits=detach(inner.logits), validate_args=False)
     elif isinstance(inner, Bernoulli):
-        old.distribution = Bernoulli(logits=inner.logits.detach(), validate_args=False)
+        old.distribution = Bernoulli(logits=detach(inner.logits), validate_args=False)
     elif isinstance(inner, list) and all(isinstance(c, Categorical) for c in inner):
         cats: list[Categorical] = inner  # type: ignore[assignment]
-        old.distribution = [Categorical(logits=c.logits.detach(), validate_args=False) for c in cats]
+        old.distribution = [Categorical(logits=detach(c.logits), validate_args=False) for c in cats]
     else:
         raise ValueError(f"Cannot detach distribution {type(distribution).__name__}")
     return old
