@@ -76,6 +76,19 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def training_state(model: Any) -> dict[str, float | None]:
+    """The policy's mean action std (Gaussian policies with a state-independent ``log_std``) and the mean length of
+    the last 100 training episodes: a collapsing std or episodes that stop growing show up here first."""
+    import numpy as np
+
+    log_std = getattr(model.policy, "log_std", None)
+    lengths = [info["l"] for info in model.ep_info_buffer]
+    return {
+        "std": None if log_std is None else round(float(log_std.exp().mean()), 4),
+        "ep_len_mean": round(float(np.mean(lengths)), 1) if lengths else None,
+    }
+
+
 def probe(
     env_id: str,
     seed: int,
@@ -100,7 +113,7 @@ def probe(
     env = build_vec_env(env_id, config, n_envs, seed)
     model = (A2C if a2c else ACKTR)(config.algo_kwargs.get("policy", "MlpPolicy"), env, seed=seed, **kwargs)
     eval_env = build_vec_env(env_id, config, 1, seed + EVAL_SEED_OFFSET, eval_env=True)
-    timesteps, means, step_info = [], [], []
+    timesteps, means, step_info, training = [], [], [], []
     start = time.perf_counter()
     for _ in range(n_points):
         model.learn(steps // n_points, reset_num_timesteps=False)
@@ -110,6 +123,7 @@ def probe(
         means.append(round(float(mean), 1))
         if not a2c:  # the last update's step size, KL estimate and Fisher norm, per optimizer
             step_info.append([dict(opt.last_step_info) for opt in model.optimizers])
+        training.append(training_state(model))
     return {
         "env": env_id,
         "seed": seed,
@@ -120,6 +134,7 @@ def probe(
         "timesteps": timesteps,
         "curve": means,
         "step_info": step_info,
+        "training": training,
         "wall_s": round(time.perf_counter() - start, 1),
     }
 
