@@ -386,7 +386,7 @@ def test_acktr_batch_probe_configuration() -> None:
 
     kwargs, n_envs = base_kwargs("Hopper-v5")
     assert n_envs == 1 and kwargs["n_steps"] == 5 and "policy_kwargs" not in kwargs and "policy" not in kwargs
-    assert kwargs["kl_clip"] == 0.001 and kwargs["vf_activation_fn"] == "elu"
+    assert kwargs["kl_clip"] == 0.0002 and kwargs["vf_learning_rate"] == 0.005 and kwargs["vf_activation_fn"] == "elu"
     assert "target_kl" not in kwargs and "normalize_advantage" not in kwargs  # as the acktr suite at A2C's batch
     yaml_kwargs, yaml_n_envs = base_kwargs("HalfCheetah-v5", yaml_batch=True)  # the paper's set-up
     assert yaml_n_envs == 4 and yaml_kwargs["n_steps"] == 640 and "policy" not in yaml_kwargs
