@@ -375,10 +375,8 @@ def test_multi_input_policy_runs() -> None:
     assert all(opt.steps == 2 for opt in model.optimizers) and model.logger.name_to_value["train/measured_kl"] >= 0.0
 
 
-@pytest.mark.parametrize("kfac_mode", ["separate", "joint"])
-def test_stats_batch_size_records_factors_on_the_drawn_rows_only(kfac_mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With ``stats_batch_size=m`` the first input factor is ``E[a a^T]`` over exactly ``m`` distinct rows of
-    the rollout (explicit sum over them), and every layer saw a batch of ``m``."""
+def _record_drawn_rows(monkeypatch: pytest.MonkeyPatch) -> list[th.Tensor]:
+    """Make ACKTR's ``index_observations`` append every batch of observation rows it draws to the returned list."""
     import sb3_natgrad.acktr.acktr as acktr_module
 
     drawn: list[th.Tensor] = []
@@ -391,13 +389,25 @@ def test_stats_batch_size_records_factors_on_the_drawn_rows_only(kfac_mode: str,
         return rows
 
     monkeypatch.setattr(acktr_module, "index_observations", recording_index)
+    return drawn
+
+
+def _assert_distinct_rollout_rows(rows: th.Tensor, rollout: th.Tensor) -> None:
+    """Every row of ``rows`` ``[k, d]`` is a row of ``rollout`` ``[B, d]``, and no two are the same one."""
+    matches = (rows[:, None, :] == rollout[None, :, :]).all(-1)  # [k, B]
+    assert (matches.sum(1) >= 1).all() and len({int(j) for j in matches.float().argmax(1)}) == rows.shape[0]
+
+
+@pytest.mark.parametrize("kfac_mode", ["separate", "joint"])
+def test_stats_batch_size_records_factors_on_the_drawn_rows_only(kfac_mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``stats_batch_size=m`` the first input factor is ``E[a a^T]`` over exactly ``m`` distinct rows of
+    the rollout (explicit sum over them), and every layer saw a batch of ``m``."""
+    drawn = _record_drawn_rows(monkeypatch)
     env = VectorObsEnv(spaces.Discrete(3))
     model = ACKTR("MlpPolicy", env, n_steps=16, stats_batch_size=5, kfac_mode=kfac_mode, seed=0)
     model.learn(16)  # one rollout of 16 samples, one update
     assert len(drawn) == 1 and drawn[0].shape == (5, 2)
-    rollout = th.as_tensor(model.rollout_buffer.observations.reshape(16, 2))
-    matches = (drawn[0][:, None, :] == rollout[None, :, :]).all(-1)  # [5, 16]
-    assert (matches.sum(1) >= 1).all() and len({int(j) for j in matches.float().argmax(1)}) == 5  # 5 distinct rows
+    _assert_distinct_rollout_rows(drawn[0], th.as_tensor(model.rollout_buffer.observations.reshape(16, 2)))
     a_rows = th.cat([drawn[0], th.ones(5, 1)], dim=1)  # [5, 3], the bias as a ones column
     expected = sum(th.outer(a, a) for a in a_rows) / 5  # explicit sum over the drawn samples
     first_actor_layer = next(layer for layer in model.optimizers[0].layers if layer.name.endswith("policy_net.0"))
@@ -430,6 +440,16 @@ class _SnapshotPolicy(BaseCallback):
         self.snapshots.append(copy.deepcopy(self.model.policy.state_dict()))
 
 
+def _closed_form_update_kl(model: ACKTR, before: dict[str, th.Tensor], obs: th.Tensor) -> float:
+    """Mean over ``obs`` of KL(pi_before || pi_now) for a diagonal Gaussian policy, in float64:
+    ``sum_d log(s1 / s0) + (s0^2 + (m0 - m1)^2) / (2 s1^2) - 1/2``."""
+    mu0, log_std0 = _gaussian_mean_log_std(model, before, obs)
+    mu1, log_std1 = _gaussian_mean_log_std(model, model.policy.state_dict(), obs)
+    mu0, log_std0, mu1, log_std1 = mu0.double(), log_std0.double(), mu1.double(), log_std1.double()
+    var0, var1 = (2 * log_std0).exp(), (2 * log_std1).exp()
+    return float((log_std1 - log_std0 + (var0 + (mu0 - mu1) ** 2) / (2 * var1) - 0.5).sum(-1).mean())
+
+
 def _gaussian_mean_log_std(model: ACKTR, state: dict[str, th.Tensor], obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
     policy = copy.deepcopy(model.policy)
     policy.load_state_dict(state)
@@ -451,14 +471,9 @@ def test_target_kl_measures_the_update_kl_and_adapts_eta_max(env: str, target_kl
     model = ACKTR("MlpPolicy", env_or_id, n_steps=32, seed=0, **kwargs)
     model.learn(32, callback=snapshot)  # one rollout, one update
     obs = th.as_tensor(model.rollout_buffer.observations.reshape(32, -1))
-    mu0, log_std0 = _gaussian_mean_log_std(model, snapshot.snapshots[0], obs)
-    mu1, log_std1 = _gaussian_mean_log_std(model, model.policy.state_dict(), obs)
-    mu0, log_std0, mu1, log_std1 = mu0.double(), log_std0.double(), mu1.double(), log_std1.double()
-    var0, var1 = (2 * log_std0).exp(), (2 * log_std1).exp()
-    # KL(N0 || N1) = sum_d log(s1 / s0) + (s0^2 + (m0 - m1)^2) / (2 s1^2) - 1/2, averaged over the batch
-    closed_form = (log_std1 - log_std0 + (var0 + (mu0 - mu1) ** 2) / (2 * var1) - 0.5).sum(-1).mean()
+    closed_form = _closed_form_update_kl(model, snapshot.snapshots[0], obs)
     measured = model.logger.name_to_value["train/measured_kl"]
-    assert measured > 1e-3 and math.isclose(measured, float(closed_form), rel_tol=1e-4)
+    assert measured > 1e-3 and math.isclose(measured, closed_form, rel_tol=1e-4)
     assert model.eta_scale == pytest.approx(factor)
     model.learn(32, reset_num_timesteps=False)
     assert model.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.5 * factor)
@@ -468,34 +483,16 @@ def test_target_kl_measures_the_update_kl_and_adapts_eta_max(env: str, target_kl
 def test_kl_batch_size_measures_the_kl_on_the_drawn_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``kl_batch_size=k`` the logged KL is the closed-form Gaussian KL averaged over exactly ``k`` distinct
     rows of the rollout (the ones passed to the post-update forward pass)."""
-    import sb3_natgrad.acktr.acktr as acktr_module
-
-    drawn: list[th.Tensor] = []
-    index_observations = acktr_module.index_observations
-
-    def recording_index(obs: th.Tensor, idx: th.Tensor) -> th.Tensor:
-        rows = index_observations(obs, idx)
-        assert isinstance(rows, th.Tensor)
-        drawn.append(rows.clone())
-        return rows
-
-    monkeypatch.setattr(acktr_module, "index_observations", recording_index)
+    drawn = _record_drawn_rows(monkeypatch)
     snapshot = _SnapshotPolicy()
     kwargs = dict(learning_rate=0.5, kl_clip=0.05, momentum=0.0, target_kl=1e3, kl_batch_size=7)
     model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=32, seed=0, **kwargs)
     model.learn(32, callback=snapshot)  # one rollout, one update
     assert len(drawn) == 1 and drawn[0].shape == (7, 3)
-    rollout = th.as_tensor(model.rollout_buffer.observations.reshape(32, 3))
-    matches = (drawn[0][:, None, :] == rollout[None, :, :]).all(-1)  # [7, 32]
-    assert (matches.sum(1) >= 1).all() and len({int(j) for j in matches.float().argmax(1)}) == 7  # 7 distinct rows
-    obs = drawn[0]
-    mu0, log_std0 = _gaussian_mean_log_std(model, snapshot.snapshots[0], obs)
-    mu1, log_std1 = _gaussian_mean_log_std(model, model.policy.state_dict(), obs)
-    mu0, log_std0, mu1, log_std1 = mu0.double(), log_std0.double(), mu1.double(), log_std1.double()
-    var0, var1 = (2 * log_std0).exp(), (2 * log_std1).exp()
-    closed_form = (log_std1 - log_std0 + (var0 + (mu0 - mu1) ** 2) / (2 * var1) - 0.5).sum(-1).mean()
+    _assert_distinct_rollout_rows(drawn[0], th.as_tensor(model.rollout_buffer.observations.reshape(32, 3)))
+    closed_form = _closed_form_update_kl(model, snapshot.snapshots[0], drawn[0])
     measured = model.logger.name_to_value["train/measured_kl"]
-    assert measured > 1e-4 and math.isclose(measured, float(closed_form), rel_tol=1e-4)
+    assert measured > 1e-4 and math.isclose(measured, closed_form, rel_tol=1e-4)
 
 
 def test_kl_batch_size_at_least_the_rollout_is_the_default_path() -> None:

@@ -414,5 +414,6 @@ def test_acktr_batch_probe_runs_on_a_classic_control_env() -> None:
     record = probe("CartPole-v1", 0, 80, {"kl_clip": 0.002}, a2c=False, n_points=2)
     assert record["timesteps"] == [40, 80] and len(record["curve"]) == 2 and len(record["step_info"]) == 2
     assert record["kwargs"]["kl_clip"] == 0.002 and record["kwargs"]["n_envs"] == 8
-    assert record["training"][-1]["std"] is None and record["training"][-1]["ep_len_mean"] is not None  # Discrete actions: no log_std
+    training = record["training"][-1]
+    assert training["std"] is None and training["ep_len_mean"] is not None  # Discrete actions: no log_std
     assert all(0.0 < step["kl"] <= 0.002 + 1e-9 for step in record["step_info"][-1][:1])
