@@ -142,8 +142,9 @@ _SAME_BATCH_AND_NETWORK = ("n_envs", "n_steps", "policy_kwargs")
 
 #: Settings of ACKTR's MuJoCo YAML entries for their own ~2500-sample batch (the paper's adaptive eta_max and
 #: standardised advantages, with baselines' trust regions): at A2C's 5-sample batch standardising makes every step
-#: hit the trust region and the measured KL of 5 samples is noise, so there the entry runs without the first two.
-ACKTR_PAPER_BATCH_ONLY = ("target_kl", "normalize_advantage")
+#: hit the trust region and the measured KL of 5 samples is noise, so there the entry runs without the first two,
+#: hence without the KL's subsample; nor does it amortise the statistics, which cost little on 5 samples.
+ACKTR_PAPER_BATCH_ONLY = ("target_kl", "normalize_advantage", "kl_batch_size", "stats_interval")
 #: Trust regions at A2C's batch, on the scale of how far one A2C update moves (docs/benchmarks/acktr/a2c_step_kl.json:
 #: policy KL ~1e-3 and more per update, critic 0.5 E[dV^2] ~1e-3 and less). Every actor step is on its trust region
 #: (eta_max 1, so the step's KL is kl_clip whatever the 5-sample gradient's scale, as RMSprop normalises A2C's step),
@@ -254,9 +255,9 @@ ACKTR_ATARI = Suite(
 # --------------------------------------------------------------------------------------------------
 # acktr_speed: train() of ACKTR against A2C on the paper's MuJoCo batch (4 envs x 640 steps = 2560 samples,
 # separate 64x64 networks), where K-FAC's per-update work is amortised over many samples; the `acktr` suite's
-# --overhead covers A2C's own batches (5 to 64 samples). ACKTR as its YAML entry (statistics every update on
-# the whole batch, inverses every 2 updates), with the two ways of making statistics cheaper, and with target_kl's
-# KL measured on a subsample as well. Meant for `--overhead`; its `full` profile trains like the `acktr_paper` suite.
+# --overhead covers A2C's own batches (5 to 64 samples). ACKTR as its YAML entry (statistics every 10 updates,
+# inverses every 2, target_kl's KL on 320 rows), with statistics every update (on all rows or on 320 of them), and
+# with the KL on the whole batch. Meant for `--overhead`; its `full` profile trains like the `acktr_paper` suite.
 # --------------------------------------------------------------------------------------------------
 def _acktr_speed_algos(zoo_key: str) -> tuple[Algo, list[Algo]]:
     batch = {"n_envs": 4, "n_steps": 640, "policy_kwargs": "dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))"}
@@ -265,13 +266,13 @@ def _acktr_speed_algos(zoo_key: str) -> tuple[Algo, list[Algo]]:
         return Algo(label, "sb3_natgrad:ACKTR", zoo="acktr", kwargs=kwargs)
 
     reference = Algo("A2C 4x640", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=(zoo_key,), kwargs=batch)
+    every_update = {"stats_interval": 1, "kl_batch_size": None}  # statistics every update, KL on the whole batch
     return reference, [
-        acktr("ACKTR"),
-        acktr("ACKTR stats_batch_size=320", stats_batch_size=320),
-        acktr("ACKTR stats_interval=10", stats_interval=10),
-        # target_kl's measured KL on 320 rows too: the post-update forward pass costs O(320) instead of O(2560)
-        acktr("ACKTR stats_batch_size=320 kl_batch_size=320", stats_batch_size=320, kl_batch_size=320),
-        acktr("ACKTR stats_interval=10 kl_batch_size=320", stats_interval=10, kl_batch_size=320),
+        acktr("ACKTR (YAML: stats_interval=10, kl_batch_size=320)"),
+        acktr("ACKTR stats_interval=1", **every_update),
+        acktr("ACKTR stats_interval=1 stats_batch_size=320", **every_update, stats_batch_size=320),
+        acktr("ACKTR stats_interval=1 stats_batch_size=320 kl_batch_size=320", stats_interval=1, stats_batch_size=320),
+        acktr("ACKTR kl_batch_size=None", kl_batch_size=None),
     ]
 
 

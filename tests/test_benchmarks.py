@@ -388,9 +388,11 @@ def test_acktr_batch_probe_configuration() -> None:
     assert n_envs == 1 and kwargs["n_steps"] == 5 and "policy_kwargs" not in kwargs and "policy" not in kwargs
     assert kwargs["kl_clip"] == 0.0002 and kwargs["vf_learning_rate"] == 0.005 and kwargs["vf_activation_fn"] == "elu"
     assert "target_kl" not in kwargs and "normalize_advantage" not in kwargs  # as the acktr suite at A2C's batch
+    assert "kl_batch_size" not in kwargs and "stats_interval" not in kwargs
     yaml_kwargs, yaml_n_envs = base_kwargs("HalfCheetah-v5", yaml_batch=True)  # the paper's set-up
     assert yaml_n_envs == 4 and yaml_kwargs["n_steps"] == 640 and "policy" not in yaml_kwargs
     assert yaml_kwargs["target_kl"] == 0.002 and yaml_kwargs["kl_clip"] == 0.005 and yaml_kwargs["normalize_advantage"]
+    assert yaml_kwargs["stats_interval"] == 10 and yaml_kwargs["kl_batch_size"] == 320
     assert yaml_kwargs["policy_kwargs"] == dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))
     assert probe_config("Hopper-v5").normalize and not probe_config("CartPole-v1").normalize
     cartpole, cartpole_envs = base_kwargs("CartPole-v1")
