@@ -157,8 +157,10 @@ _MUJOCO_AT_A2C_BATCH: dict[str, Any] = {"drop": ACKTR_PAPER_BATCH_ONLY, "kwargs"
 #: stayed far below 0 (A2C's turned positive by 60k); at vf_learning_rate 0.005 it sat near 0.4-0.96. The actor then
 #: collapsed its action std (0.84 -> 0.28 by 150k, A2C 0.90 -> 0.75 by 90k) with episodes stuck at ~120 steps: a KL of
 #: 1e-3 per 5-sample step is a fast random walk, and the natural gradient spends much of it on log_std. kl_clip 2e-4
-#: let the episodes grow (to ~520 steps by 100k).
-ACKTR_HOPPER_AT_A2C_BATCH = {**ACKTR_AT_A2C_BATCH, "kl_clip": 0.0002, "vf_learning_rate": 0.005}
+#: let the episodes grow (to ~520 steps by 100k), but the std still fell to 0.2-0.3 (docs/benchmarks/acktr/batch_probes.jsonl,
+#: seed 0: 325 at 300k, 647.5 at 1M over 3 seeds). gSDE's state-dependent noise (use_sde) kept it at 0.66-0.73 and
+#: scored 1289 at 300k (seed 0; A2C 568).
+ACKTR_HOPPER_AT_A2C_BATCH = {**ACKTR_AT_A2C_BATCH, "kl_clip": 0.0002, "vf_learning_rate": 0.005, "use_sde": True}
 _HOPPER_AT_A2C_BATCH: dict[str, Any] = {"drop": ACKTR_PAPER_BATCH_ONLY, "kwargs": ACKTR_HOPPER_AT_A2C_BATCH}
 
 
