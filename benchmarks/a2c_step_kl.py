@@ -2,7 +2,8 @@
 
 ACKTR bounds each update by ``kl_clip`` (the predicted mean KL of the policy) and, for a separate critic,
 ``vf_kl_clip`` (a bound on ``0.5 E[dV^2]``). A2C has no such bound: RMSprop normalises every parameter's step.
-This trains SB3's A2C with rl-zoo3's settings for the env (its MuJoCo entry: 1 env x 5 steps, ``VecNormalize``)
+This trains SB3's A2C as the ``acktr`` suite resolves it for the env (rl-zoo3's entry; on MuJoCo 1 env x 5 steps,
+``VecNormalize``)
 and, around every ``train()`` call, measures on that update's rollout observations
 
 - the mean KL (summed over action dimensions) between the policies before and after the update, and
@@ -41,13 +42,17 @@ def measure(env_id: str, seed: int, steps: int) -> dict[str, Any]:
     import torch as th
     from stable_baselines3 import A2C
 
-    from benchmarks.zoo import build_vec_env, convert_hyperparams, load_zoo_entry
+    from benchmarks.spec import resolve_entry
+    from benchmarks.suites import SUITES
+    from benchmarks.zoo import build_vec_env, convert_hyperparams
     from sb3_natgrad.common.fisher import detach_distribution, mean_kl
 
     th.set_num_threads(1)
-    # the zoo knows MuJoCo envs as -v4
-    hyperparams, source, key = load_zoo_entry("rl_zoo3:a2c", env_id, fallback_keys=(env_id.rsplit("-v", 1)[0] + "-v4",))
-    config = convert_hyperparams(hyperparams)
+    entries = {entry.env_id: entry for entry in SUITES["acktr"].entries}
+    if env_id not in entries:
+        raise ValueError(f"{env_id} is not an env of the acktr suite ({sorted(entries)})")
+    resolved = resolve_entry(entries[env_id])["A2C"]
+    config = convert_hyperparams(resolved.hyperparams)
     kls: list[float] = []
     dvs: list[float] = []
 
@@ -75,7 +80,7 @@ def measure(env_id: str, seed: int, steps: int) -> dict[str, Any]:
         "env": env_id,
         "seed": seed,
         "steps": steps,
-        "hyperparams_from": f"{Path(source).name} [{key}]",
+        "hyperparams_from": f"{Path(resolved.zoo_file or '').name} [{resolved.zoo_key}]",
         "samples_per_update": int(model.n_steps * model.n_envs),
         "windows": windows,
     }

@@ -55,11 +55,14 @@ def probe_config(env_id: str, yaml_batch: bool = False, a2c: bool = False) -> Zo
     return convert_hyperparams(hyperparams)
 
 
+def _constructor_kwargs(config: ZooConfig) -> dict[str, Any]:
+    return {key: value for key, value in config.algo_kwargs.items() if key != "policy" and value is not None}
+
+
 def base_kwargs(env_id: str, yaml_batch: bool = False, a2c: bool = False) -> tuple[dict[str, Any], int]:
     """Constructor keyword arguments (without ``policy``) of :func:`probe_config`, and its number of envs."""
     config = probe_config(env_id, yaml_batch, a2c)
-    kwargs = {key: value for key, value in config.algo_kwargs.items() if key != "policy" and value is not None}
-    return kwargs, config.n_envs
+    return _constructor_kwargs(config), config.n_envs
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -108,9 +111,8 @@ def probe(
 
     th.set_num_threads(1)
     config = probe_config(env_id, yaml_batch, a2c)
-    base, n_envs = base_kwargs(env_id, yaml_batch, a2c)
-    kwargs = {**base, **overrides}
-    env = build_vec_env(env_id, config, n_envs, seed)
+    kwargs = {**_constructor_kwargs(config), **overrides}
+    env = build_vec_env(env_id, config, config.n_envs, seed)
     model = (A2C if a2c else ACKTR)(config.algo_kwargs.get("policy", "MlpPolicy"), env, seed=seed, **kwargs)
     eval_env = build_vec_env(env_id, config, 1, seed + EVAL_SEED_OFFSET, eval_env=True)
     timesteps, means, step_info, training = [], [], [], []

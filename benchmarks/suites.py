@@ -151,7 +151,6 @@ ACKTR_PAPER_BATCH_ONLY = ("target_kl", "normalize_advantage", "kl_batch_size", "
 #: kl_clip 0.01 was unstable where 0.001 was not, and the critic's bound comes down from the YAML's 0.15, which let
 #: each 5-sample update move V by ~0.5 (docs/benchmarks/acktr/batch_probes.jsonl).
 ACKTR_AT_A2C_BATCH = {"learning_rate": 1.0, "kl_clip": 0.001, "vf_kl_clip": 0.01}
-_MUJOCO_AT_A2C_BATCH: dict[str, Any] = {"drop": ACKTR_PAPER_BATCH_ONLY, "kwargs": ACKTR_AT_A2C_BATCH}
 #: Hopper at A2C's batch, from logged runs (Hopper seed 10, 150k steps): with the critic's eta_max at the YAML's 0.25
 #: each 5-sample Gauss-Newton step fits a quarter of the way to 5 noisy returns, and the critic's explained variance
 #: stayed far below 0 (A2C's turned positive by 60k); at vf_learning_rate 0.005 it sat near 0.4-0.96. The actor then
@@ -161,7 +160,6 @@ _MUJOCO_AT_A2C_BATCH: dict[str, Any] = {"drop": ACKTR_PAPER_BATCH_ONLY, "kwargs"
 #: seed 0: 325 at 300k, 647.5 at 1M over 3 seeds). gSDE's state-dependent noise (use_sde) kept it at 0.66-0.73 and
 #: scored 1289 at 300k (seed 0; A2C 568).
 ACKTR_HOPPER_AT_A2C_BATCH = {**ACKTR_AT_A2C_BATCH, "kl_clip": 0.0002, "vf_learning_rate": 0.005, "use_sde": True}
-_HOPPER_AT_A2C_BATCH: dict[str, Any] = {"drop": ACKTR_PAPER_BATCH_ONLY, "kwargs": ACKTR_HOPPER_AT_A2C_BATCH}
 
 
 def _acktr_entry(
@@ -208,8 +206,12 @@ ACKTR = Suite(
         _acktr_entry("CartPole-v1", 500_000, 20_000, eval_freq=5_000),
         _acktr_entry("LunarLander-v3", 200_000, 20_000),
         _acktr_entry("Pendulum-v1", 1_000_000, 20_000),
-        _acktr_entry("HalfCheetah-v5", 1_000_000, 20_000, zoo_keys=("HalfCheetah-v4",), **_MUJOCO_AT_A2C_BATCH),
-        _acktr_entry("Hopper-v5", 1_000_000, 20_000, zoo_keys=("Hopper-v4",), **_HOPPER_AT_A2C_BATCH),
+        _acktr_entry(
+            "HalfCheetah-v5", 1_000_000, 20_000, ("HalfCheetah-v4",), drop=ACKTR_PAPER_BATCH_ONLY, kwargs=ACKTR_AT_A2C_BATCH
+        ),
+        _acktr_entry(
+            "Hopper-v5", 1_000_000, 20_000, ("Hopper-v4",), drop=ACKTR_PAPER_BATCH_ONLY, kwargs=ACKTR_HOPPER_AT_A2C_BATCH
+        ),
     ],
 )
 

@@ -421,14 +421,13 @@ class ACKTR(OnPolicyAlgorithm):
         return values.flatten(), log_prob, entropy, distribution
 
     def _kl_samples(
-        self, obs: th.Tensor | dict[str, th.Tensor], distribution: Distribution
+        self, obs: th.Tensor | dict[str, th.Tensor], distribution: Distribution, batch_size: int
     ) -> tuple[th.Tensor | dict[str, th.Tensor], Distribution]:
         """Observations on which ``target_kl``'s KL is measured, and the pre-update policy on them (detail 6).
 
         ``distribution`` is the loss forward pass's (pre-update) policy; the copy is detached and must be taken before
         the next forward pass, since SB3 policies reuse their distribution object.
         """
-        batch_size = next(iter(obs.values())).shape[0] if isinstance(obs, dict) else obs.shape[0]
         if self.kl_batch_size is None or self.kl_batch_size >= batch_size:
             return obs, detach_distribution(distribution)
         idx = th.randperm(batch_size, device=self.device)[: self.kl_batch_size]  # [k], no replacement
@@ -478,7 +477,7 @@ class ACKTR(OnPolicyAlgorithm):
                 opt.step()
 
             if self.target_kl is not None:  # measured KL of the update -> next eta_max (6)
-                kl_obs, old_distribution = self._kl_samples(rollout_data.observations, distribution)
+                kl_obs, old_distribution = self._kl_samples(rollout_data.observations, distribution, actions.shape[0])
                 with th.no_grad():
                     new_distribution = self.policy.get_distribution(kl_obs)
                     measured_kl = float(mean_kl(old_distribution, new_distribution))  # summed over action dims
