@@ -205,6 +205,42 @@ def test_preconditioned_gradient_matches_dense_solve() -> None:
         th.testing.assert_close(layer_delta(getattr(model, name), before, name), expected[name], rtol=1e-4, atol=1e-6)
 
 
+def test_step_follows_the_layers_that_have_gradients() -> None:
+    """The step's flat buffers follow the set of layers with a gradient: only fc, then conv and fc (no bias)."""
+    th.manual_seed(0)
+    model = ConvNet(stride=1, padding=0, bias=False)
+    x, y = th.randn(8, 2, 6, 6), th.randint(0, N_CLASSES, (8,))
+    damping = 0.03
+    opt = KFAC(model, lr=1.0, kl_clip=None, momentum=0.0, damping=damping)
+    record(opt, model, x)
+    layers = layers_by_name(opt)
+    for names in (("fc",), ("conv", "fc")):
+        loss_gradients(model, x, y)
+        if names == ("fc",):
+            model.conv.weight.grad = None
+        grads = {name: layer_grad(getattr(model, name)) for name in names}
+        expected = {n: dense_damped_solve(layers[n].a_factor, layers[n].g_factor, grads[n], damping) for n in names}
+        before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        opt.step()
+        if names == ("fc",):
+            assert th.equal(model.conv.weight, before["conv.weight"])
+        for name in names:
+            got = layer_delta(getattr(model, name), before, name)
+            th.testing.assert_close(got, expected[name], rtol=1e-4, atol=1e-6)
+
+
+def test_plain_backward_in_the_context_records_nothing() -> None:
+    """Statistics come from fisher_backward only; an ordinary backward inside the context leaves them alone."""
+    th.manual_seed(0)
+    model = DenseNet()
+    x = th.randn(6, 3)
+    opt = KFAC(model, lr=0.1)
+    with opt.record_stats(force=True):
+        logits = model(x)
+        F.cross_entropy(logits, sampled_targets(logits)).backward()
+    assert all(layer.a_factor is None for layer in opt.layers)
+
+
 def test_precondition_of_arbitrary_vectors_matches_dense_solve() -> None:
     th.manual_seed(0)
     model = ConvNet(stride=2, padding=1, bias=True)

@@ -56,6 +56,7 @@ from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
 
 from sb3_natgrad.optim.kfac_layers import KroneckerFactoredLayer, make_layer_factors
+from sb3_natgrad.optim.step_buffers import StepBuffers
 
 FALLBACKS = ("diagonal", "identity")
 
@@ -90,8 +91,10 @@ class KFAC(Optimizer):
 
     Statistics are recorded only inside :meth:`record_stats` (active every ``stats_interval`` steps),
     only for modules in training mode. Both the forward pass and the backward pass of the sampled Fisher
-    loss must happen inside the context; :meth:`fisher_backward` runs that backward without touching
-    ``.grad``. The loss must be a mean over the batch (the batch size ``N`` is the leading dimension of
+    loss must happen inside the context: a forward hook keeps each layer's input and output, and
+    :meth:`fisher_backward` (not ``loss.backward()``, which records nothing) obtains the gradients of those
+    outputs from ``torch.autograd.grad``, without touching ``.grad``. The loss must be a mean over the batch
+    (the batch size ``N`` is the leading dimension of
     each layer input). The damped inverses are refreshed every ``inverse_interval`` steps (Cholesky, with an
     ``eigh`` fallback that retries in float64; see :func:`~sb3_natgrad.optim.kfac_layers.damped_inverse`).
 
@@ -178,39 +181,20 @@ class KFAC(Optimizer):
         self.inverse_interval = inverse_interval
         self.steps = 0
         self._recording = False
-        self._captured_outputs: list[th.Tensor] = []
+        # (layer, detached input, output) of each recorded forward call, in call order
+        self._captured: list[tuple[KroneckerFactoredLayer, th.Tensor, th.Tensor]] = []
         self._diag_grads: dict[int, th.Tensor] = {}
         self._handles: list[RemovableHandle] = []
         self.last_step_info: dict[str, float] = {}
+        self._buffers: StepBuffers | None = None
         for layer in self.layers:
             self._handles.append(layer.module.register_forward_hook(self._forward_hook(layer)))
-        if self.fallback == "diagonal":
-            for param in self.fallback_params:
-                self._handles.append(param.register_hook(self._param_hook(param)))
 
     # ------------------------------------------------------------------ hooks
     def _forward_hook(self, layer: KroneckerFactoredLayer) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: tuple[th.Tensor, ...], output: th.Tensor) -> None:
-            if not (self._recording and module.training and output.requires_grad):
-                return
-            inp = inputs[0].detach()
-
-            def grad_hook(grad_output: th.Tensor) -> None:
-                if self._recording:
-                    layer.accumulate(inp, grad_output.detach())
-
-            output.register_hook(grad_hook)
-            self._captured_outputs.append(output)
-
-        return hook
-
-    def _param_hook(self, param: nn.Parameter) -> Callable[[th.Tensor], None]:
-        key = id(param)
-
-        def hook(grad: th.Tensor) -> None:
-            if self._recording:
-                previous = self._diag_grads.get(key)
-                self._diag_grads[key] = grad.detach() if previous is None else previous + grad.detach()
+            if self._recording and module.training and output.requires_grad:
+                self._captured.append((layer, inputs[0].detach(), output))
 
         return hook
 
@@ -231,7 +215,7 @@ class KFAC(Optimizer):
         """Context in which forward passes and the sampled Fisher loss backward record K-FAC statistics.
 
         Yields whether statistics are recorded this step (``stats_due`` or ``force``); when it yields
-        ``False`` the hooks stay inactive and the caller may skip the Fisher backward. On a normal exit the
+        ``False`` nothing is captured and the caller may skip the Fisher backward. On a normal exit the
         batch statistics are folded into the running averages; on an exception they are discarded.
 
         :param force: record even if ``stats_due`` is False.
@@ -253,10 +237,22 @@ class KFAC(Optimizer):
 
     def fisher_inputs(self) -> list[th.Tensor]:
         """Tensors whose gradients the recording needs: captured layer outputs and diagonal-fallback params."""
-        inputs = list(self._captured_outputs)
+        inputs = [output for _, _, output in self._captured]
         if self.fallback == "diagonal":
             inputs.extend(p for p in self.fallback_params if p.requires_grad)
         return inputs
+
+    def accumulate(self, grads: Sequence[th.Tensor | None]) -> None:
+        """Record the gradients of :meth:`fisher_inputs` (in its order; ``None`` where unused) into the statistics."""
+        n_outputs = len(self._captured)
+        for (layer, inp, _), grad_output in zip(self._captured, grads[:n_outputs], strict=True):
+            if grad_output is not None:
+                layer.accumulate(inp, grad_output)
+        fallback = [p for p in self.fallback_params if p.requires_grad] if self.fallback == "diagonal" else []
+        for param, grad in zip(fallback, grads[n_outputs:], strict=True):
+            if grad is not None:
+                previous = self._diag_grads.get(id(param))
+                self._diag_grads[id(param)] = grad if previous is None else previous + grad
 
     def fisher_backward(self, fisher_loss: th.Tensor, retain_graph: bool = True) -> None:
         """Backpropagate the sampled Fisher loss to record statistics, without writing ``.grad``.
@@ -302,7 +298,7 @@ class KFAC(Optimizer):
         self._clear_batch()
 
     def _clear_batch(self) -> None:
-        self._captured_outputs = []
+        self._captured = []
         self._diag_grads = {}
         for layer in self.layers:
             layer.discard()
@@ -345,11 +341,22 @@ class KFAC(Optimizer):
                 out[id(param)] = self._fallback_precondition(param, by_param[id(param)], damping)
         return [out.get(id(param), vector) for param, vector in zip(params, vectors, strict=True)]
 
-    def _fallback_precondition(self, param: th.Tensor, vector: th.Tensor, damping: float) -> th.Tensor:
+    def _fallback_precondition(
+        self, param: th.Tensor, vector: th.Tensor, damping: float, out: th.Tensor | None = None
+    ) -> th.Tensor:
         """``vector / (D + damping)`` with the diagonal Fisher ``D`` of a fallback parameter (a copy of
-        ``vector`` with the ``"identity"`` fallback or before any statistics)."""
+        ``vector`` with the ``"identity"`` fallback or before any statistics), written into ``out`` if given."""
         diag = self.state[param].get("diag_fisher") if self.fallback == "diagonal" else None
-        return vector / (diag + damping) if diag is not None else vector.clone()
+        if diag is None:
+            return vector.clone() if out is None else out.copy_(vector)
+        return th.div(vector, diag + damping, out=out) if out is not None else vector / (diag + damping)
+
+    def _step_buffers(self, layers: Sequence[KroneckerFactoredLayer], fallback: Sequence[th.Tensor]) -> StepBuffers:
+        """The flat buffers of a step over these layers and fallback parameters (rebuilt when they change)."""
+        buffers = self._buffers
+        if buffers is None or buffers.key != StepBuffers.key_of(layers, fallback):
+            buffers = self._buffers = StepBuffers(layers, fallback)
+        return buffers
 
     # ------------------------------------------------------------------ step
     def _non_finite_error(self, layers: Sequence[KroneckerFactoredLayer], fallback: Sequence[th.Tensor]) -> FloatingPointError:
@@ -402,25 +409,21 @@ class KFAC(Optimizer):
             if refresh or layer.inverse_key != key:
                 layer.update_inverses(damping, weight_decay)
 
-        params: list[th.Tensor] = []
-        deltas: list[th.Tensor] = []
-        fisher_terms: list[th.Tensor] = []
-        for layer in layers:
-            grad = layer.grad_matrix(weight_decay)  # [out, in + 1]
-            delta = layer.precondition(grad)  # [out, in + 1]
-            fisher_terms.append(th.dot(grad.reshape(-1), delta.reshape(-1)))
-            params.extend(layer.params)
-            deltas.extend(layer.split(delta))
-        for fb_param in fallback:
+        buffers = self._step_buffers(layers, fallback)
+        for layer, grad, delta in zip(layers, buffers.layer_grads, buffers.layer_deltas, strict=True):
+            layer.write_grad_matrix(grad, weight_decay)  # [out, in + 1]
+            layer.precondition(grad, out=delta)  # [out, in + 1]
+        for fb_param, grad, delta in zip(fallback, buffers.fallback_grads, buffers.fallback_deltas, strict=True):
             assert fb_param.grad is not None
-            grad = fb_param.grad if weight_decay == 0.0 else fb_param.grad + weight_decay * fb_param
-            delta = self._fallback_precondition(fb_param, grad, damping + weight_decay)
-            fisher_terms.append(th.sum(grad * delta))
-            params.append(fb_param)
-            deltas.append(delta)
+            if weight_decay != 0.0:
+                th.add(fb_param.grad, fb_param, alpha=weight_decay, out=grad)
+            else:
+                grad.copy_(fb_param.grad)
+            self._fallback_precondition(fb_param, grad, damping + weight_decay, out=delta)
+        params, deltas = buffers.params, buffers.param_deltas
 
         # v = dtheta^T F_damped dtheta >= dtheta^T F_kfac dtheta; non-finite iff a gradient or factor is
-        fisher_norm = float(th.stack(fisher_terms).sum())
+        fisher_norm = float(th.dot(buffers.grad, buffers.delta))
         if not math.isfinite(fisher_norm):
             raise self._non_finite_error(layers, fallback)
         if kl_clip is None or fisher_norm <= 0.0:
@@ -428,16 +431,16 @@ class KFAC(Optimizer):
         else:
             step_size = min(float(lr), math.sqrt(2.0 * kl_clip / fisher_norm))  # eta = min(lr, sqrt(2 delta / v))
         if momentum > 0.0:
-            buffers = []
+            momentum_buffers = []
             for param in params:
                 state = self.state[param]
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = th.zeros_like(param)
-                buffers.append(state["momentum_buffer"])
+                momentum_buffers.append(state["momentum_buffer"])
             # buf = m buf + (1 - m) eta dtheta
-            th._foreach_mul_(buffers, momentum)
-            th._foreach_add_(buffers, deltas, alpha=(1.0 - momentum) * step_size)
-            th._foreach_sub_(params, buffers)
+            th._foreach_mul_(momentum_buffers, momentum)
+            th._foreach_add_(momentum_buffers, deltas, alpha=(1.0 - momentum) * step_size)
+            th._foreach_sub_(params, momentum_buffers)
         else:
             th._foreach_add_(params, deltas, alpha=-step_size)
 
@@ -488,12 +491,18 @@ def fisher_backward(fisher_loss: th.Tensor, optimizers: Sequence[KFAC], retain_g
     """One backward pass of a sampled Fisher loss that records statistics for several K-FAC optimizers.
 
     Gradients are requested only for the captured layer outputs (and diagonal-fallback parameters), so
-    weight gradients are not computed and no ``.grad`` is written.
+    weight gradients are not computed and no ``.grad`` is written; they are returned by ``torch.autograd.grad``
+    and handed to each optimizer's :meth:`KFAC.accumulate` (no tensor hooks).
 
     :param fisher_loss: scalar, a mean over the batch of ``-log p(y_sampled | x)``.
     :param optimizers: optimizers whose :meth:`KFAC.record_stats` context is active.
     """
-    inputs = [t for opt in optimizers if opt._recording for t in opt.fisher_inputs()]
+    recording = [(opt, opt.fisher_inputs()) for opt in optimizers if opt._recording]
+    inputs = [t for _, opt_inputs in recording for t in opt_inputs]
     if not inputs:
         return
-    th.autograd.grad(fisher_loss, inputs, retain_graph=retain_graph, allow_unused=True)
+    grads = th.autograd.grad(fisher_loss, inputs, retain_graph=retain_graph, allow_unused=True)
+    start = 0
+    for opt, opt_inputs in recording:
+        opt.accumulate(grads[start : start + len(opt_inputs)])
+        start += len(opt_inputs)

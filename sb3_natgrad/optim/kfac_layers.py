@@ -104,6 +104,10 @@ class KroneckerFactoredLayer:
         # The optimized parameters, fixed at construction as an optimizer's param_groups are (a tuple: the
         # step reads it for every layer, and nn.Module attribute lookups are slow)
         self.params: tuple[th.Tensor, ...] = (module.weight,) if module.bias is None else (module.weight, module.bias)
+        # Layout of the [out, in (+ 1)] gradient matrix: ``in`` = C * kh * kw for a convolution
+        self.n_out = module.weight.shape[0]
+        self.n_in = math.prod(module.weight.shape[1:])
+        self.n_cols = self.n_in + int(self.has_bias)
         # Running averages of the factors: A [in + 1, in + 1] (in = C * kh * kw for conv), G [out, out]
         self.a_factor: th.Tensor | None = None
         self.g_factor: th.Tensor | None = None
@@ -198,14 +202,15 @@ class KroneckerFactoredLayer:
         self.g_inverse = damped_inverse(self.g_factor, d_g, self.name)  # [out, out]
         self.inverse_key = (damping, weight_decay)
 
-    def precondition(self, grad: th.Tensor) -> th.Tensor:
+    def precondition(self, grad: th.Tensor, out: th.Tensor | None = None) -> th.Tensor:
         """``(G + d_G I)^-1 V (A + d_A I)^-1`` with the inverses of the last :meth:`update_inverses`.
 
         :param grad: ``V``, the gradient as an ``[out, in + 1]`` matrix.
+        :param out: write the result into this ``[out, in + 1]`` tensor (contiguous) instead of a new one.
         """
         if self.a_inverse is None or self.g_inverse is None:
             raise RuntimeError(f"K-FAC: layer '{self.name}' has no inverse yet")
-        return self.g_inverse @ grad @ self.a_inverse  # [out, in + 1]
+        return th.mm(th.mm(self.g_inverse, grad), self.a_inverse, out=out)  # [out, in + 1]
 
     # ------------------------------------------------------------------ layout
     def grad_matrix(self, weight_decay: float) -> th.Tensor:
@@ -214,6 +219,19 @@ class KroneckerFactoredLayer:
         if weight_decay != 0.0:
             grads = list(th._foreach_add(grads, self.params, alpha=weight_decay))
         return self.matrix(grads[0], grads[1] if len(grads) > 1 else None)
+
+    def write_grad_matrix(self, out: th.Tensor, weight_decay: float) -> None:
+        """:meth:`grad_matrix` written into ``out``, a contiguous ``[out, in (+ 1)]`` tensor (no allocation)."""
+        weight, bias = self.params[0], self.params[1] if self.has_bias else None
+        grad_w = weight.grad if weight.grad is not None else th.zeros_like(weight)
+        if not self.has_bias:
+            out.copy_(grad_w.reshape(self.n_out, self.n_in))
+        else:
+            assert bias is not None
+            grad_b = bias.grad if bias.grad is not None else th.zeros_like(bias)
+            th.cat([grad_w.reshape(self.n_out, self.n_in), grad_b.unsqueeze(1)], dim=1, out=out)
+        if weight_decay != 0.0:
+            out.add_(self.matrix(weight, bias), alpha=weight_decay)
 
     def matrix(self, weight_like: th.Tensor, bias_like: th.Tensor | None) -> th.Tensor:
         """Tensors shaped like the weight and the bias in :meth:`grad_matrix`'s ``[out, in (+ 1)]`` layout."""
@@ -225,11 +243,9 @@ class KroneckerFactoredLayer:
 
     def split(self, matrix: th.Tensor) -> list[th.Tensor]:
         """Inverse of :meth:`grad_matrix`'s layout: one tensor per parameter, shaped like it."""
-        weight = self.params[0]
-        n_in = weight[0].numel()
-        out = [matrix[:, :n_in].reshape(weight.shape)]
+        out = [matrix[:, : self.n_in].reshape(self.params[0].shape)]
         if self.has_bias:
-            out.append(matrix[:, n_in])
+            out.append(matrix[:, self.n_in])
         return out
 
     # ------------------------------------------------------------------ persistence
