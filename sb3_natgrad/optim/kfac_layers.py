@@ -141,7 +141,7 @@ class KroneckerFactoredLayer:
         """Add the factors of one recorded call (input and output gradient) to the context's sums."""
         rows, n_samples = self.input_rows(inp)  # [N * T, in]
         if self.has_bias:
-            rows = th.cat([rows, rows.new_ones(rows.shape[0], 1)], dim=1)  # [N * T, in + 1]
+            rows = F.pad(rows, (0, 1), value=1.0)  # [N * T, in + 1], a column of ones appended
         # Omega = (1 / N) sum_{n, t} a a^T  (= E[a a^T] for a dense layer, T = 1)
         a_batch = th.mm(rows.T, rows).div_(n_samples)  # [in + 1, in + 1]
         g_rows = self.grad_rows(grad_output)  # [N * T, out], per-sample derivatives divided by N
