@@ -311,6 +311,7 @@ def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> N
         (dict(kl_batch_size="all"), "kl_batch_size"),
         (dict(target_kl=0.0), "target_kl"),
         (dict(target_kl=float("nan")), "target_kl"),
+        (dict(stats_warmup="yes"), "stats_warmup"),
     ],
 )
 def test_invalid_hyperparameters_raise(kwargs: dict, match: str) -> None:
@@ -322,6 +323,12 @@ def test_separate_mode_rejects_shared_trunk() -> None:
     env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
     with pytest.raises(ValueError, match="shared"):
         ACKTR("CnnPolicy", env, kfac_mode="separate")
+
+
+def test_stats_warmup_reaches_both_optimizers() -> None:
+    model = ACKTR("MlpPolicy", IdentityEnv(3), stats_warmup=True)
+    assert [opt.stats_warmup for opt in model.optimizers] == [True, True]
+    assert not any(opt.stats_warmup for opt in ACKTR("MlpPolicy", IdentityEnv(3)).optimizers)
 
 
 def test_mode_selection_and_elu_critic() -> None:

@@ -157,6 +157,33 @@ def test_running_average_uses_stat_decay() -> None:
     th.testing.assert_close(layers_by_name(opt)["fc1"].a_factor, expected)
 
 
+@pytest.mark.parametrize("warmup", [False, True])
+def test_stats_warmup_weights_match_explicit_sums(warmup: bool) -> None:
+    """The k-th batch is folded with decay min(stat_decay, 1 - 1/k) (M&G 2015 §5), or stat_decay without warm-up."""
+    th.manual_seed(0)
+    model = DenseNet()
+    decay, n_batches = 0.8, 7  # warm-up: equal weights for the first 1 / (1 - 0.8) = 5 batches
+    opt = KFAC(model, lr=0.1, stat_decay=decay, stats_warmup=warmup)
+    a_batches, d_batches = [], []
+    for _ in range(n_batches):
+        x = th.randn(6, 3)
+        targets = record(opt, model, x)
+        a = with_ones(x, True)
+        a_batches.append(a.T @ a / 6)
+        with th.no_grad():  # gradient of the mean Fisher loss w.r.t. the offset (the logits' bias), explicitly
+            grad = (F.softmax(model(x), dim=-1) - F.one_hot(targets, N_CLASSES)).mean(0)
+        d_batches.append(6 * grad.square())
+    if warmup:  # uniform average of batches 1..5, then exponential from there on
+        weights = [decay**2 / 5] * 5 + [decay * (1 - decay), 1 - decay]
+    else:  # batch 1 initialises, then factor = decay * factor + (1 - decay) * batch
+        weights = [decay**6] + [(1 - decay) * decay ** (n_batches - 1 - k) for k in range(1, n_batches)]
+    assert math.isclose(sum(weights), 1.0)
+    expected_a = sum(w * b for w, b in zip(weights, a_batches, strict=True))
+    expected_d = sum(w * b for w, b in zip(weights, d_batches, strict=True))
+    th.testing.assert_close(layers_by_name(opt)["fc1"].a_factor, expected_a)
+    th.testing.assert_close(opt.state[model.offset]["diag_fisher"], expected_d)
+
+
 # ---------------------------------------------------------------------------------------- step
 def loss_gradients(model: nn.Module, x: th.Tensor, y: th.Tensor) -> None:
     model.zero_grad()
@@ -360,9 +387,11 @@ def train_steps(model: nn.Module, opt: KFAC, batches: list[tuple[th.Tensor, th.T
         opt.step()
 
 
-def test_state_dict_round_trip_gives_identical_steps() -> None:
+@pytest.mark.parametrize("warmup", [False, True])
+def test_state_dict_round_trip_gives_identical_steps(warmup: bool) -> None:
     th.manual_seed(0)
     kwargs = dict(lr=0.3, kl_clip=0.01, momentum=0.9, weight_decay=1e-3, stats_interval=2, inverse_interval=4)
+    kwargs.update(stat_decay=0.75, stats_warmup=warmup)  # the warm-up spans the save (4 recordings)
     batches = [(th.randn(8, 3), th.randint(0, N_CLASSES, (8,))) for _ in range(8)]
     model = DenseNet()
     opt = KFAC(model, **kwargs)

@@ -144,6 +144,8 @@ class ACKTR(OnPolicyAlgorithm):
     :param inverse_interval: recompute the damped factor inverses every this many updates (``T_f``).
     :param stats_batch_size: record the Kronecker factors on this many samples of the rollout, drawn at random
         without replacement at each recording (``None``: the whole rollout); see detail 5.
+    :param stats_warmup: average the first ``1 / (1 - stat_decay)`` recordings of the factors with equal weights
+        (Martens & Grosse 2015 §5) instead of an exponential average that starts from the first one.
     :param kfac_mode: ``"joint"`` (one optimizer, Fisher of ``p(a, v | s)``), ``"separate"`` (actor and
         critic optimizers; needs no shared parameters) or ``"auto"`` (separate iff nothing is shared).
     :param vf_learning_rate: critic ``eta_max`` in separate mode (float or schedule; default: ``learning_rate``).
@@ -199,6 +201,7 @@ class ACKTR(OnPolicyAlgorithm):
         stats_interval: int = 1,
         inverse_interval: int = 10,
         stats_batch_size: int | None = None,
+        stats_warmup: bool = False,
         kfac_mode: str = "auto",
         vf_learning_rate: float | Schedule | None = None,
         vf_kl_clip: float = 0.01,
@@ -270,6 +273,8 @@ class ACKTR(OnPolicyAlgorithm):
         _check_count("inverse_interval", inverse_interval)
         _check_count("stats_batch_size", stats_batch_size, allow_none=True)
         _check_count("kl_batch_size", kl_batch_size, allow_none=True)
+        if not isinstance(stats_warmup, bool):
+            raise ValueError(f"ACKTR: stats_warmup must be a bool, got {stats_warmup!r}")
         if kfac_mode not in KFAC_MODES:
             raise ValueError(f"ACKTR: kfac_mode must be one of {KFAC_MODES}, got {kfac_mode!r}")
         if vf_activation_fn is not None and vf_activation_fn not in ACTIVATIONS:
@@ -295,6 +300,7 @@ class ACKTR(OnPolicyAlgorithm):
         self.stats_interval = stats_interval
         self.inverse_interval = inverse_interval
         self.stats_batch_size = stats_batch_size
+        self.stats_warmup = stats_warmup
         self.kfac_mode = kfac_mode
         self.vf_learning_rate = vf_learning_rate
         self.vf_kl_clip = vf_kl_clip
@@ -335,6 +341,7 @@ class ACKTR(OnPolicyAlgorithm):
             stats_interval=self.stats_interval,
             inverse_interval=self.inverse_interval,
             fallback=self.fisher_fallback,
+            stats_warmup=self.stats_warmup,
         )
         actor_params = actor_parameters(policy) if separate else list(policy.parameters())
         policy.optimizer = KFAC(

@@ -116,6 +116,9 @@ class KFAC(Optimizer):
     :param stats_interval: ``T_s``, record statistics every this many steps.
     :param inverse_interval: ``T_f``, recompute the damped inverses every this many steps.
     :param fallback: ``"diagonal"`` or ``"identity"``, for parameters without Kronecker factors.
+    :param stats_warmup: average the first ``1 / (1 - stat_decay)`` batches of statistics with equal weights
+        (running-average weight ``min(stat_decay, 1 - 1/k)`` for the ``k``-th batch, Martens & Grosse 2015 §5) instead
+        of starting the exponential average from the first batch, which then keeps weight ``stat_decay^k``.
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class KFAC(Optimizer):
         stats_interval: int = 1,
         inverse_interval: int = 10,
         fallback: str = "diagonal",
+        stats_warmup: bool = False,
     ) -> None:
         _check_float("lr", lr, 0.0)  # 0 is a valid (frozen) rate, e.g. rl-zoo's enjoy loads with lr 0
         if kl_clip is not None:
@@ -176,6 +180,7 @@ class KFAC(Optimizer):
         super().__init__(param_list, defaults)
         self.layers = layers
         self.fallback = fallback
+        self.stats_warmup = bool(stats_warmup)
         self.fallback_params = [p for p in param_list if id(p) not in layer_param_ids]
         self.stats_interval = stats_interval
         self.inverse_interval = inverse_interval
@@ -261,24 +266,36 @@ class KFAC(Optimizer):
         """
         fisher_backward(fisher_loss, [self], retain_graph=retain_graph)
 
-    def _fold(self, batch_size: int | None) -> None:
+    def _decay(self, n_batches: int) -> float:
+        """Running-average weight of the old factors when the ``n_batches``-th batch (from 1) is folded in.
+
+        ``stat_decay``; with ``stats_warmup`` ``min(stat_decay, 1 - 1 / n_batches)`` (Martens & Grosse 2015, §5:
+        ``epsilon = min(1 - 1/k, 0.95)``), so that the first ``1 / (1 - stat_decay)`` batches are averaged with equal
+        weights instead of the first one weighing ``stat_decay^k`` after ``k`` more.
+        """
         stat_decay = self.param_groups[0]["stat_decay"]
-        running: list[th.Tensor] = []
-        batches: list[th.Tensor] = []
+        return min(stat_decay, 1.0 - 1.0 / n_batches) if self.stats_warmup else stat_decay
+
+    def _fold(self, batch_size: int | None) -> None:
+        # factor = decay * factor + (1 - decay) * batch, all layers with the same decay at once
+        by_decay: dict[float, tuple[list[th.Tensor], list[th.Tensor]]] = {}
         for layer in self.layers:
             batch = layer.take_batch()
             if batch is None:
                 continue
             if batch_size is None and layer.batch_size is not None:
                 batch_size = layer.batch_size
+            layer.n_batches += 1
             if layer.a_factor is None or layer.g_factor is None:
                 layer.a_factor, layer.g_factor = batch  # the first batch initialises the running averages
+                layer.n_batches = 1
             else:
+                running, batches = by_decay.setdefault(self._decay(layer.n_batches), ([], []))
                 running += [layer.a_factor, layer.g_factor]
                 batches += batch
-        if running:  # factor = stat_decay * factor + (1 - stat_decay) * batch, all layers at once
-            th._foreach_mul_(running, stat_decay)
-            th._foreach_add_(running, batches, alpha=1.0 - stat_decay)
+        for decay, (running, batches) in by_decay.items():
+            th._foreach_mul_(running, decay)
+            th._foreach_add_(running, batches, alpha=1.0 - decay)
         if self._diag_grads and batch_size is None and self.layers:
             # No layer recorded (e.g. eval mode): there is no batch to attribute the gradients to.
             self._diag_grads = {}
@@ -293,8 +310,11 @@ class KFAC(Optimizer):
                 state = self.state[param]
                 if "diag_fisher" not in state:
                     state["diag_fisher"] = diag_batch
+                    state["diag_batches"] = 1
                 else:
-                    state["diag_fisher"].mul_(stat_decay).add_(diag_batch, alpha=1.0 - stat_decay)
+                    state["diag_batches"] = state.get("diag_batches", 10**9) + 1  # saved without it: past warm-up
+                    decay = self._decay(state["diag_batches"])
+                    state["diag_fisher"].mul_(decay).add_(diag_batch, alpha=1.0 - decay)
         self._clear_batch()
 
     def _clear_batch(self) -> None:
@@ -461,6 +481,7 @@ class KFAC(Optimizer):
             "stats_interval": self.stats_interval,
             "inverse_interval": self.inverse_interval,
             "fallback": self.fallback,
+            "stats_warmup": self.stats_warmup,
             "layers": {layer.name: layer.state_dict() for layer in self.layers},
         }
         return state
@@ -484,6 +505,7 @@ class KFAC(Optimizer):
         self.stats_interval = int(kfac_state["stats_interval"])
         self.inverse_interval = int(kfac_state["inverse_interval"])
         self.fallback = str(kfac_state["fallback"])
+        self.stats_warmup = bool(kfac_state.get("stats_warmup", False))
         self._clear_batch()
 
 
