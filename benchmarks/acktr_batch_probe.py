@@ -87,7 +87,7 @@ def training_state(model: Any) -> dict[str, float | None]:
     log_std = getattr(model.policy, "log_std", None)
     lengths = [info["l"] for info in model.ep_info_buffer]
     return {
-        "std": None if log_std is None else round(float(log_std.exp().mean()), 4),
+        "std": None if log_std is None else round(float(log_std.detach().exp().mean()), 4),
         "ep_len_mean": round(float(np.mean(lengths)), 1) if lengths else None,
     }
 
