@@ -419,3 +419,16 @@ def test_acktr_batch_probe_runs_on_a_classic_control_env() -> None:
     training = record["training"][-1]
     assert training["std"] is None and training["ep_len_mean"] is not None  # Discrete actions: no log_std
     assert all(0.0 < step["kl"] <= 0.002 + 1e-9 for step in record["step_info"][-1][:1])
+
+
+def test_acktr_kl_accuracy_decomposes_the_kl_of_small_steps() -> None:
+    """On tiny steps the exact quadratic form is the measured KL; the K-FAC model stays on the trust region."""
+    from benchmarks.acktr_kl_accuracy import measure
+
+    record = measure("CartPole-v1", 0, warmup=400, updates=3, overrides={"kl_clip": 1e-5})
+    assert record["batch"] == "a2c" and record["samples_per_update"] == 40 and len(record["updates"]) == 3
+    assert record["overrides"] == {"momentum": 0.0, "kl_clip": 1e-5}
+    for row in record["updates"]:
+        assert row["kfac"] <= 1e-5 * (1 + 1e-6)  # the K-FAC model is on (or inside) the trust region
+        assert row["measured"] == pytest.approx(row["exact"], rel=0.05)  # second-order model of a KL of ~1e-5
+        assert 0.0 < row["block_diagonal"] and 0.0 < row["exact"]
