@@ -5,16 +5,18 @@ MuJoCo run takes about half an hour per seed on one core, too long to compare se
 for ``STEPS`` steps from that same configuration (the suite's resolution of the entry, environments built as
 the harness builds them, ``VecNormalize`` where the entry normalizes) with ``key=value`` overrides, evaluates
 5 deterministic episodes ``--points`` times (default 8, evenly spaced), and appends one JSON line to
-``docs/benchmarks/acktr/batch_probes.jsonl``. ``--a2c`` probes the suite's A2C (rl-zoo3's entry) under the same
-protocol. ``--yaml-batch`` keeps the YAML entry's own batch and network instead (the paper's MuJoCo set-up:
-4 envs x 640 steps, 64-64), e.g. to compare ``stats_batch_size`` settings. Probes are single-seed
-indications, not results.
+``docs/benchmarks/acktr/batch_probes.jsonl``. Training is one ``learn()`` call (evaluations at the first update
+past each point), so zoo-style schedules (``learning_rate=lin_0.1``) decay over the whole probe. ``--a2c``
+probes the suite's A2C (rl-zoo3's entry) under the same protocol. ``--yaml-batch`` keeps the YAML entry's own
+batch and network instead (the paper's MuJoCo set-up: 4 envs x 640 steps, 64-64), e.g. to compare
+``stats_batch_size`` settings. Probes are single-seed indications, not results.
 
 Usage (from the repository root)::
 
     python -m benchmarks.acktr_batch_probe HalfCheetah-v5 0 200000 kl_clip=0.01
     python -m benchmarks.acktr_batch_probe Hopper-v5 0 200000 --a2c
     python -m benchmarks.acktr_batch_probe CartPole-v1 0 100000 kl_clip=0.002 --points 20
+    python -m benchmarks.acktr_batch_probe Pendulum-v1 10 1000000 learning_rate=lin_0.1
     python -m benchmarks.acktr_batch_probe HalfCheetah-v5 0 300000 stats_batch_size=320 --yaml-batch
 """
 
@@ -102,7 +104,9 @@ def probe(
     n_points: int = N_POINTS,
 ) -> dict[str, Any]:
     import torch as th
+    from rl_zoo3.exp_manager import ExperimentManager
     from stable_baselines3 import A2C
+    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import sync_envs_normalization
 
@@ -111,14 +115,17 @@ def probe(
 
     th.set_num_threads(1)
     config = probe_config(env_id, yaml_batch, a2c)
-    kwargs = {**_constructor_kwargs(config), **overrides}
+    # zoo-style schedules in the overrides ("lin_0.25") become SB3 schedules, as in the YAML
+    kwargs = {**_constructor_kwargs(config), **ExperimentManager._preprocess_schedules(dict(overrides))}
     env = build_vec_env(env_id, config, config.n_envs, seed)
     model = (A2C if a2c else ACKTR)(config.algo_kwargs.get("policy", "MlpPolicy"), env, seed=seed, **kwargs)
     eval_env = build_vec_env(env_id, config, 1, seed + EVAL_SEED_OFFSET, eval_env=True)
-    timesteps, means, step_info, training = [], [], [], []
-    start = time.perf_counter()
-    for _ in range(n_points):
-        model.learn(steps // n_points, reset_num_timesteps=False)
+    timesteps: list[int] = []
+    means: list[float] = []
+    step_info: list[list[dict[str, float]]] = []
+    training: list[dict[str, float | None]] = []
+
+    def evaluate() -> None:
         sync_envs_normalization(env, eval_env)
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=N_EVAL_EPISODES, deterministic=True)
         timesteps.append(int(model.num_timesteps))
@@ -126,6 +133,21 @@ def probe(
         if not a2c:  # the last update's step size, KL estimate and Fisher norm, per optimizer
             step_info.append([dict(opt.last_step_info) for opt in model.optimizers])
         training.append(training_state(model))
+
+    class EvaluateAfterUpdates(BaseCallback):
+        """Evaluates at the start of the first rollout past each evaluation point, i.e. right after an update."""
+
+        def _on_rollout_start(self) -> None:
+            if self.num_timesteps >= (len(timesteps) + 1) * (steps // n_points) and len(timesteps) < n_points - 1:
+                evaluate()
+
+        def _on_step(self) -> bool:
+            return True
+
+    start = time.perf_counter()
+    # One learn() call, so that learning-rate schedules run over the whole budget (as in the harness)
+    model.learn(steps, callback=EvaluateAfterUpdates())
+    evaluate()
     return {
         "env": env_id,
         "seed": seed,

@@ -421,6 +421,16 @@ def test_acktr_batch_probe_runs_on_a_classic_control_env() -> None:
     assert all(0.0 < step["kl"] <= 0.002 + 1e-9 for step in record["step_info"][-1][:1])
 
 
+def test_acktr_batch_probe_schedules_span_the_whole_probe() -> None:
+    """One learn() call: a linear eta_max schedule reaches 0 at the last update (not at the end of each chunk)."""
+    from benchmarks.acktr_batch_probe import probe
+
+    record = probe("CartPole-v1", 0, 80, {"learning_rate": "lin_0.25"}, a2c=False, n_points=2)
+    assert record["timesteps"] == [40, 80] and record["overrides"] == {"learning_rate": "lin_0.25"}
+    first, last = record["step_info"][0][0]["step_size"], record["step_info"][-1][0]["step_size"]
+    assert 0.0 < first <= 0.125 and last == 0.0  # progress 0.5 after the first update, 0 after the second
+
+
 def test_acktr_kl_accuracy_decomposes_the_kl_of_small_steps() -> None:
     """On tiny steps the exact quadratic form is the measured KL; the K-FAC model stays on the trust region."""
     from benchmarks.acktr_kl_accuracy import measure
