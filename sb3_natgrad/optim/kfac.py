@@ -94,9 +94,9 @@ class KFAC(Optimizer):
     loss must happen inside the context: a forward hook keeps each layer's input and output, and
     :meth:`fisher_backward` (not ``loss.backward()``, which records nothing) obtains the gradients of those
     outputs from ``torch.autograd.grad``, without touching ``.grad``. The loss must be a mean over the batch
-    (the batch size ``N`` is the leading dimension of
-    each layer input). The damped inverses are refreshed every ``inverse_interval`` steps (Cholesky, with an
-    ``eigh`` fallback that retries in float64; see :func:`~sb3_natgrad.optim.kfac_layers.damped_inverse`).
+    (the batch size ``N`` is the leading dimension of each layer input). The damped inverses are refreshed every
+    ``inverse_interval`` steps (Cholesky, with an ``eigh`` fallback that retries in float64; see
+    :func:`~sb3_natgrad.optim.kfac_layers.damped_inverse`).
 
     Hyperparameters live in the single parameter group (``lr``, ``kl_clip``, ``damping``,
     ``weight_decay``, ``momentum``, ``stat_decay``) so that learning-rate schedules writing
