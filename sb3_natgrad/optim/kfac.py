@@ -240,12 +240,13 @@ class KFAC(Optimizer):
         if active:
             self._fold(batch_size)
 
+    def _diagonal_params(self) -> list[th.Tensor]:
+        """Fallback parameters whose diagonal Fisher is recorded (none with the ``"identity"`` fallback)."""
+        return [p for p in self.fallback_params if p.requires_grad] if self.fallback == "diagonal" else []
+
     def fisher_inputs(self) -> list[th.Tensor]:
         """Tensors whose gradients the recording needs: captured layer outputs and diagonal-fallback params."""
-        inputs = [output for _, _, output in self._captured]
-        if self.fallback == "diagonal":
-            inputs.extend(p for p in self.fallback_params if p.requires_grad)
-        return inputs
+        return [output for _, _, output in self._captured] + self._diagonal_params()
 
     def accumulate(self, grads: Sequence[th.Tensor | None]) -> None:
         """Record the gradients of :meth:`fisher_inputs` (in its order; ``None`` where unused) into the statistics."""
@@ -253,8 +254,7 @@ class KFAC(Optimizer):
         for (layer, inp, _), grad_output in zip(self._captured, grads[:n_outputs], strict=True):
             if grad_output is not None:
                 layer.accumulate(inp, grad_output)
-        fallback = [p for p in self.fallback_params if p.requires_grad] if self.fallback == "diagonal" else []
-        for param, grad in zip(fallback, grads[n_outputs:], strict=True):
+        for param, grad in zip(self._diagonal_params(), grads[n_outputs:], strict=True):
             if grad is not None:
                 previous = self._diag_grads.get(id(param))
                 self._diag_grads[id(param)] = grad if previous is None else previous + grad
@@ -288,7 +288,6 @@ class KFAC(Optimizer):
             layer.n_batches += 1
             if layer.a_factor is None or layer.g_factor is None:
                 layer.a_factor, layer.g_factor = batch  # the first batch initialises the running averages
-                layer.n_batches = 1
             else:
                 running, batches = by_decay.setdefault(self._decay(layer.n_batches), ([], []))
                 running += [layer.a_factor, layer.g_factor]

@@ -215,36 +215,27 @@ class KroneckerFactoredLayer:
         return th.mm(th.mm(self.g_inverse, grad), self.a_inverse, out=out)  # [out, in + 1]
 
     # ------------------------------------------------------------------ layout
-    def grad_matrix(self, weight_decay: float) -> th.Tensor:
-        """The layer's gradient (plus ``weight_decay * theta``) as an ``[out, in (+ 1)]`` matrix."""
-        grads = [param.grad if param.grad is not None else th.zeros_like(param) for param in self.params]
-        if weight_decay != 0.0:
-            grads = list(th._foreach_add(grads, self.params, alpha=weight_decay))
-        return self.matrix(grads[0], grads[1] if len(grads) > 1 else None)
-
     def write_grad_matrix(self, out: th.Tensor, weight_decay: float) -> None:
-        """:meth:`grad_matrix` written into ``out``, a contiguous ``[out, in (+ 1)]`` tensor (no allocation)."""
-        weight, bias = self.params[0], self.params[1] if self.has_bias else None
+        """The layer's gradient (plus ``weight_decay * theta``) written into ``out``, a contiguous ``[out, in (+ 1)]``
+        tensor (no allocation)."""
+        weight = self.params[0]
         grad_w = weight.grad if weight.grad is not None else th.zeros_like(weight)
-        if not self.has_bias:
-            out.copy_(grad_w.reshape(self.n_out, self.n_in))
-        else:
-            assert bias is not None
-            grad_b = bias.grad if bias.grad is not None else th.zeros_like(bias)
-            th.cat([grad_w.reshape(self.n_out, self.n_in), grad_b.unsqueeze(1)], dim=1, out=out)
+        grad_b = self.params[1].grad if self.has_bias else None  # None: zeros
+        self.matrix(grad_w, grad_b, out=out)
         if weight_decay != 0.0:
-            out.add_(self.matrix(weight, bias), alpha=weight_decay)
+            out.add_(self.matrix(weight, self.params[1] if self.has_bias else None), alpha=weight_decay)
 
-    def matrix(self, weight_like: th.Tensor, bias_like: th.Tensor | None) -> th.Tensor:
-        """Tensors shaped like the weight and the bias in :meth:`grad_matrix`'s ``[out, in (+ 1)]`` layout."""
-        weight = weight_like.reshape(weight_like.shape[0], -1)
+    def matrix(self, weight_like: th.Tensor, bias_like: th.Tensor | None, out: th.Tensor | None = None) -> th.Tensor:
+        """Tensors shaped like the weight and the bias in the ``[out, in (+ 1)]`` layout of the gradient matrix
+        (``bias_like=None``: a zero bias column), written into ``out`` if given."""
+        weight = weight_like.reshape(self.n_out, self.n_in)
         if not self.has_bias:
-            return weight
-        bias = bias_like if bias_like is not None else weight.new_zeros(weight.shape[0])
-        return th.cat([weight, bias.unsqueeze(1)], dim=1)
+            return weight if out is None else out.copy_(weight)
+        bias = bias_like if bias_like is not None else weight.new_zeros(self.n_out)
+        return th.cat([weight, bias.unsqueeze(1)], dim=1, out=out)
 
     def split(self, matrix: th.Tensor) -> list[th.Tensor]:
-        """Inverse of :meth:`grad_matrix`'s layout: one tensor per parameter, shaped like it."""
+        """Inverse of :meth:`matrix`'s layout: one tensor per parameter, shaped like it."""
         out = [matrix[:, : self.n_in].reshape(self.params[0].shape)]
         if self.has_bias:
             out.append(matrix[:, self.n_in])
