@@ -164,6 +164,12 @@ ACKTR_AT_A2C_BATCH = {"learning_rate": 1.0, "kl_clip": 0.001, "vf_kl_clip": 0.01
 #: seed 0: 325 at 300k, 647.5 at 1M over 3 seeds). gSDE's state-dependent noise (use_sde) kept it at 0.66-0.73 and
 #: scored 1289 at 300k (seed 0; A2C 568).
 ACKTR_HOPPER_AT_A2C_BATCH = {**ACKTR_AT_A2C_BATCH, "kl_clip": 0.0002, "vf_learning_rate": 0.005, "use_sde": True}
+#: The variant that amortises the Fisher statistics at A2C's batch: recorded every 6th update, with the running average's
+#: decay per recording matched to the same memory in updates (0.99^6 = 0.94). On 5-64 samples the statistics (a
+#: sampled loss, a second backward pass, two matmuls per layer) are most of what an update costs beyond A2C's
+#: (docs/benchmarks/acktr/overhead.md); CartPole probes at 100k (seeds 10-14) reached 500 on the mean curve at 85k
+#: with it, as with statistics every update (docs/benchmarks/acktr/batch_probes.jsonl).
+ACKTR_AMORTISED_STATS = {"stats_interval": 6, "stat_decay": 0.94}
 
 
 def _acktr_entry(
@@ -182,6 +188,7 @@ def _acktr_entry(
     :param kwargs: ACKTR overrides at A2C's batch.
     """
     shared = _SAME_BATCH_AND_NETWORK
+    kwargs = kwargs or {}
     return Entry(
         env_id,
         reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=zoo_keys),
@@ -191,7 +198,16 @@ def _acktr_entry(
                 "sb3_natgrad:ACKTR",
                 zoo="acktr",
                 zoo_keys=zoo_keys,
-                kwargs=kwargs or {},
+                kwargs=kwargs,
+                share_with_reference=shared,
+                drop=drop,
+            ),
+            Algo(
+                "ACKTR stats/6",
+                "sb3_natgrad:ACKTR",
+                zoo="acktr",
+                zoo_keys=zoo_keys,
+                kwargs={**kwargs, **ACKTR_AMORTISED_STATS},
                 share_with_reference=shared,
                 drop=drop,
             ),
