@@ -18,6 +18,7 @@ Usage (from the repository root)::
     python -m benchmarks.acktr_batch_probe CartPole-v1 0 100000 kl_clip=0.002 --points 20
     python -m benchmarks.acktr_batch_probe Pendulum-v1 10 1000000 learning_rate=lin_0.1
     python -m benchmarks.acktr_batch_probe HalfCheetah-v5 0 300000 stats_batch_size=320 --yaml-batch
+    python -m benchmarks.acktr_batch_probe Pendulum-v1 --summary   # the probes so far, grouped by settings
 """
 
 from __future__ import annotations
@@ -163,16 +164,62 @@ def probe(
     }
 
 
+def summarize(records: list[dict[str, Any]], env_id: str, last: int = 5) -> list[dict[str, Any]]:
+    """The probes of ``env_id`` grouped by algorithm, batch, budget, number of evaluations and overrides, with the
+    means over seeds of each probe's last ``last`` evaluations and of its final one. A seed probed twice with the
+    same settings counts once, with its latest record."""
+    import statistics
+
+    groups: dict[str, dict[int, dict[str, Any]]] = {}
+    for record in records:
+        if record["env"] != env_id or not record["curve"]:
+            continue
+        key = json.dumps(
+            [record["algo"], record["batch"], record["timesteps"][-1], len(record["curve"]), record["overrides"]],
+            sort_keys=True,
+        )
+        groups.setdefault(key, {})[record["seed"]] = record  # the latest record of a seed wins
+    rows = []
+    for key, by_seed in groups.items():
+        algo, batch, steps, points, overrides = json.loads(key)
+        probes = list(by_seed.values())
+        rows.append(
+            {
+                "algo": algo,
+                "batch": batch,
+                "steps": steps,
+                "points": points,
+                "overrides": overrides,
+                "seeds": sorted(by_seed),
+                "last_mean": round(statistics.fmean(statistics.fmean(p["curve"][-last:]) for p in probes), 1),
+                "final_mean": round(statistics.fmean(p["curve"][-1] for p in probes), 1),
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("env_id")
-    parser.add_argument("seed", type=int)
-    parser.add_argument("steps", type=int)
+    parser.add_argument("seed", type=int, nargs="?")
+    parser.add_argument("steps", type=int, nargs="?")
     parser.add_argument("overrides", nargs="*", help="constructor arguments as key=value")
+    parser.add_argument("--summary", action="store_true", help="print the probes of env_id so far, grouped by settings")
+    parser.add_argument("--last", type=int, default=5, help="--summary: evaluations averaged at the end of each probe")
     parser.add_argument("--a2c", action="store_true", help="probe SB3's A2C (its defaults) instead")
     parser.add_argument("--yaml-batch", action="store_true", help="ACKTR at the YAML entry's own batch and network")
     parser.add_argument("--points", type=int, default=N_POINTS, help="evaluations, evenly spaced over the budget")
     args = parser.parse_args()
+    if args.summary:
+        records = [json.loads(line) for line in OUT_PATH.read_text().splitlines() if line.strip()]
+        print(f"| algo | batch | steps | points | overrides | seeds | mean of last {args.last} | mean final |")
+        print("|---|---|---:|---:|---|---|---:|---:|")
+        for row in summarize(records, args.env_id, args.last):
+            values = [row[key] for key in ("algo", "batch", "steps", "points", "overrides", "seeds")]
+            print("| " + " | ".join(str(value) for value in values) + f" | {row['last_mean']} | {row['final_mean']} |")
+        return
+    if args.seed is None or args.steps is None:
+        parser.error("seed and steps are required unless --summary is given")
     overrides = parse_overrides(args.overrides)
     record = probe(args.env_id, args.seed, args.steps, overrides, args.a2c, args.yaml_batch, args.points)
     OUT_PATH.parent.mkdir(parents=True, exist_ok=True)

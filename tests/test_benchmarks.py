@@ -431,6 +431,30 @@ def test_acktr_batch_probe_schedules_span_the_whole_probe() -> None:
     assert 0.0 < first <= 0.125 and last == 0.0  # progress 0.5 after the first update, 0 after the second
 
 
+def test_acktr_batch_probe_summary_groups_settings_and_keeps_a_seeds_latest_probe() -> None:
+    """--summary: one row per settings; means over seeds of the last evaluations and of the final one, by hand."""
+    from benchmarks.acktr_batch_probe import summarize
+
+    def record(seed: int, curve: list[float], overrides: dict, env: str = "Pendulum-v1", algo: str = "ACKTR") -> dict:
+        timesteps = [100 * (i + 1) for i in range(len(curve))]
+        return dict(env=env, seed=seed, algo=algo, batch="a2c", overrides=overrides, timesteps=timesteps, curve=curve)
+
+    records = [
+        record(10, [-900.0, -500.0, -300.0], {}),
+        record(11, [-800.0, -400.0, -200.0], {}),
+        record(10, [-700.0, -300.0, -100.0], {}),  # seed 10 again: replaces the first
+        record(10, [-600.0, -200.0, -150.0], {"ent_coef": 0.01}),
+        record(10, [-1.0, -1.0, -1.0], {}, algo="A2C"),
+        record(10, [10.0, 20.0, 30.0], {}, env="CartPole-v1"),
+    ]
+    rows = {(row["algo"], json.dumps(row["overrides"])): row for row in summarize(records, "Pendulum-v1", last=2)}
+    assert len(rows) == 3
+    base = rows[("ACKTR", "{}")]
+    assert base["seeds"] == [10, 11] and base["steps"] == 300 and base["points"] == 3
+    assert base["last_mean"] == ((-300.0 - 100.0) / 2 + (-400.0 - 200.0) / 2) / 2 and base["final_mean"] == -150.0
+    assert rows[("ACKTR", '{"ent_coef": 0.01}')]["final_mean"] == -150.0 and rows[("A2C", "{}")]["seeds"] == [10]
+
+
 def test_acktr_kl_accuracy_decomposes_the_kl_of_small_steps() -> None:
     """On tiny steps the exact quadratic form is the measured KL; the K-FAC model stays on the trust region."""
     from benchmarks.acktr_kl_accuracy import measure
