@@ -147,7 +147,9 @@ _SAME_BATCH_AND_NETWORK = ("n_envs", "n_steps", "policy_kwargs")
 #: Settings of ACKTR's MuJoCo YAML entries for their own ~2500-sample batch (the paper's adaptive eta_max and
 #: standardised advantages, with baselines' trust regions): at A2C's 5-sample batch standardising makes every step
 #: hit the trust region and the measured KL of 5 samples is noise, so there the entry runs without the first two,
-#: hence without the KL's subsample; nor does it amortise the statistics, which cost little on 5 samples.
+#: hence without the KL's subsample; nor does it amortise the statistics (the ``ACKTR stats/6`` variant measures what
+#: that saves and costs). It keeps the YAML's ``inverse_interval`` (2), which at 5 samples per update is, with the
+#: statistics, most of ACKTR's cost beyond A2C's (docs/benchmarks/acktr/overhead.md).
 ACKTR_PAPER_BATCH_ONLY = ("target_kl", "normalize_advantage", "kl_batch_size", "stats_interval")
 #: Trust regions at A2C's batch, on the scale of how far one A2C update moves (docs/benchmarks/acktr/a2c_step_kl.json:
 #: policy KL ~1e-3 and more per update, critic 0.5 E[dV^2] ~1e-3 and less). Every actor step is on its trust region
