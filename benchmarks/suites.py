@@ -189,31 +189,23 @@ def _acktr_entry(
     :param drop: keys of ACKTR's YAML entry not used at A2C's batch.
     :param kwargs: ACKTR overrides at A2C's batch.
     """
-    shared = _SAME_BATCH_AND_NETWORK
     kwargs = kwargs or {}
+
+    def acktr(label: str, extra: dict[str, Any]) -> Algo:
+        return Algo(
+            label,
+            "sb3_natgrad:ACKTR",
+            zoo="acktr",
+            zoo_keys=zoo_keys,
+            kwargs={**kwargs, **extra},
+            share_with_reference=_SAME_BATCH_AND_NETWORK,
+            drop=drop,
+        )
+
     return Entry(
         env_id,
         reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=zoo_keys),
-        candidates=[
-            Algo(
-                "ACKTR",
-                "sb3_natgrad:ACKTR",
-                zoo="acktr",
-                zoo_keys=zoo_keys,
-                kwargs=kwargs,
-                share_with_reference=shared,
-                drop=drop,
-            ),
-            Algo(
-                "ACKTR stats/6",
-                "sb3_natgrad:ACKTR",
-                zoo="acktr",
-                zoo_keys=zoo_keys,
-                kwargs={**kwargs, **ACKTR_AMORTISED_STATS},
-                share_with_reference=shared,
-                drop=drop,
-            ),
-        ],
+        candidates=[acktr("ACKTR", {}), acktr("ACKTR stats/6", ACKTR_AMORTISED_STATS)],
         quick=Budget(quick_steps, seeds=2, n_eval_episodes=3, n_final_episodes=5),
         # 5 seeds: with 3, A2C's seed-to-seed spread on MuJoCo (Hopper 718-2193) was wider than the gap being measured
         full=Budget(full_steps, seeds=5, eval_freq=eval_freq or full_steps // 20, n_eval_episodes=5, n_final_episodes=10),
