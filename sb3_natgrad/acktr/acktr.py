@@ -36,6 +36,12 @@ Implementation details (each marked in the code):
    trust region the step does not depend on the gradient's scale; when ``eta = eta_max`` clipping
    shrinks the natural-gradient step, and since the critic's gradient dominates the joint norm it
    throttles both networks (on CartPole-v1 ``max_grad_norm=0.5`` kept the critic from learning).
+8. ``stats_replay`` (off by default): with ``stats_interval=k > 1`` the factors are recorded every ``k`` updates on
+   the observations (and, for the unused log-probabilities, actions) of the ``k`` rollouts since the last recording,
+   the current one included, instead of the current rollout alone (:class:`~sb3_natgrad.acktr.unrecorded.UnrecordedRollouts`):
+   every sample enters the statistics once, as with ``stats_interval=1``, with actions sampled from the policy at
+   recording time. On A2C-sized batches the recording's cost hardly depends on its size, so this keeps the factors'
+   sample count at the cost of amortised statistics. ``stats_batch_size`` then draws from the pooled rollouts.
 
 Defaults follow OpenAI baselines' ``acktr`` (Atari): ``n_steps=20``, ``learning_rate=0.25`` (eta_max),
 ``kl_clip=0.001`` (here the paper's delta; baselines' ``kfac_clip=0.001`` bounds ``eta^2 v`` instead of
@@ -64,6 +70,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_natgrad.acktr.policies import ACKTRPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy
+from sb3_natgrad.acktr.unrecorded import UnrecordedRollouts
 from sb3_natgrad.common.fisher import detach_distribution, index_observations, mean_kl, sample_fisher_actions
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
 from sb3_natgrad.optim.kfac import FALLBACKS, KFAC, fisher_backward
@@ -144,6 +151,8 @@ class ACKTR(OnPolicyAlgorithm):
     :param inverse_interval: recompute the damped factor inverses every this many updates (``T_f``).
     :param stats_batch_size: record the Kronecker factors on this many samples of the rollout, drawn at random
         without replacement at each recording (``None``: the whole rollout); see detail 5.
+    :param stats_replay: with ``stats_interval > 1``, record the Kronecker factors on the observations of all rollouts
+        since the last recording instead of the current rollout alone; see detail 8.
     :param stats_warmup: average the first ``1 / (1 - stat_decay)`` recordings of the factors with equal weights
         (Martens & Grosse 2015 §5) instead of an exponential average that starts from the first one.
     :param kfac_mode: ``"joint"`` (one optimizer, Fisher of ``p(a, v | s)``), ``"separate"`` (actor and
@@ -201,6 +210,7 @@ class ACKTR(OnPolicyAlgorithm):
         stats_interval: int = 1,
         inverse_interval: int = 10,
         stats_batch_size: int | None = None,
+        stats_replay: bool = False,
         stats_warmup: bool = False,
         kfac_mode: str = "auto",
         vf_learning_rate: float | Schedule | None = None,
@@ -273,8 +283,9 @@ class ACKTR(OnPolicyAlgorithm):
         _check_count("inverse_interval", inverse_interval)
         _check_count("stats_batch_size", stats_batch_size, allow_none=True)
         _check_count("kl_batch_size", kl_batch_size, allow_none=True)
-        if not isinstance(stats_warmup, bool):
-            raise ValueError(f"ACKTR: stats_warmup must be a bool, got {stats_warmup!r}")
+        for name, flag in (("stats_warmup", stats_warmup), ("stats_replay", stats_replay)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"ACKTR: {name} must be a bool, got {flag!r}")
         if kfac_mode not in KFAC_MODES:
             raise ValueError(f"ACKTR: kfac_mode must be one of {KFAC_MODES}, got {kfac_mode!r}")
         if vf_activation_fn is not None and vf_activation_fn not in ACTIVATIONS:
@@ -300,6 +311,7 @@ class ACKTR(OnPolicyAlgorithm):
         self.stats_interval = stats_interval
         self.inverse_interval = inverse_interval
         self.stats_batch_size = stats_batch_size
+        self.stats_replay = stats_replay
         self.stats_warmup = stats_warmup
         self.kfac_mode = kfac_mode
         self.vf_learning_rate = vf_learning_rate
@@ -324,6 +336,10 @@ class ACKTR(OnPolicyAlgorithm):
         else:
             self.vf_lr_schedule = FloatSchedule(self.vf_learning_rate)
         self._build_kfac()
+        # Rollouts not yet recorded, for stats_replay (8); saved with the model, see _get_torch_save_params
+        self.unrecorded_rollouts = (
+            UnrecordedRollouts(self.stats_interval - 1) if self.stats_replay and self.stats_interval > 1 else None
+        )
 
     def _build_kfac(self) -> None:
         """Replace the policy's optimizer with K-FAC: one joint optimizer or actor + critic (details 3, 4)."""
@@ -369,7 +385,12 @@ class ACKTR(OnPolicyAlgorithm):
         state_dicts = ["policy", "policy.optimizer"]
         if self.policy.vf_optimizer is not None:
             state_dicts.append("policy.vf_optimizer")
+        if self.unrecorded_rollouts is not None:
+            state_dicts.append("unrecorded_rollouts")
         return state_dicts, []
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "unrecorded_rollouts"]
 
     @property
     def optimizers(self) -> list[KFAC]:
@@ -400,32 +421,44 @@ class ACKTR(OnPolicyAlgorithm):
     def _forward_recording_stats(
         self, obs: th.Tensor | dict[str, th.Tensor], actions: th.Tensor, optimizers: list[KFAC], vf_fisher_coef: float
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution]:
-        """The losses' forward pass, with the K-FAC statistics recorded when due (detail 5).
+        """The losses' forward pass, with the K-FAC statistics recorded when due (details 5, 8).
 
         :return: values ``[B]``, log-probabilities ``[B]``, entropy ``[B]`` (or None), the action distribution.
         """
-        batch_size = actions.shape[0]
-        subsample = self.stats_batch_size is not None and self.stats_batch_size < batch_size
         # FISHER STATISTICS: forward pass and sampled Fisher backward inside the recording contexts
         with ExitStack() as stack:
             recording = any([stack.enter_context(opt.record_stats()) for opt in optimizers])
-            if not subsample:  # one forward pass for the statistics and the losses
+            stats_obs, stats_actions = self._stats_samples(obs, actions, recording)
+            if stats_actions is actions:  # one forward pass for the statistics and the losses
                 values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
                 if recording:
                     fisher_loss = sampled_fisher_loss(distribution, values.flatten(), vf_fisher_coef).mean()
                     fisher_backward(fisher_loss, optimizers)
                 return values.flatten(), log_prob, entropy, distribution
-            if recording:  # statistics on m drawn samples, by a forward pass of their own
-                assert self.stats_batch_size is not None
-                idx = th.randperm(batch_size, device=actions.device)[: self.stats_batch_size]  # [m], no replacement
-                sub_values, _, _, sub_distribution = self.policy.evaluate_actions_and_distribution(
-                    index_observations(obs, idx), actions[idx]
-                )
-                fisher_loss = sampled_fisher_loss(sub_distribution, sub_values.flatten(), vf_fisher_coef).mean()
-                fisher_backward(fisher_loss, optimizers, retain_graph=False)
+            # statistics on other samples (drawn, or pooled rollouts), by a forward pass of their own
+            stats_values, _, _, stats_distribution = self.policy.evaluate_actions_and_distribution(stats_obs, stats_actions)
+            fisher_loss = sampled_fisher_loss(stats_distribution, stats_values.flatten(), vf_fisher_coef).mean()
+            fisher_backward(fisher_loss, optimizers, retain_graph=False)
         # the losses' forward pass, outside the contexts: statistics untouched
         values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
         return values.flatten(), log_prob, entropy, distribution
+
+    def _stats_samples(
+        self, obs: th.Tensor | dict[str, th.Tensor], actions: th.Tensor, recording: bool
+    ) -> tuple[th.Tensor | dict[str, th.Tensor], th.Tensor]:
+        """The samples the statistics are recorded on: the rollout's ``obs`` and ``actions`` themselves (the same
+        objects) unless, when recording, ``stats_replay`` pools the unrecorded rollouts with it (8) or
+        ``stats_batch_size`` draws ``m`` of them at random without replacement (5). Keeps unrecorded rollouts."""
+        if self.unrecorded_rollouts is not None:
+            if not recording:
+                self.unrecorded_rollouts.push(obs, actions)
+                return obs, actions
+            obs, actions = self.unrecorded_rollouts.pool(obs, actions)
+        batch_size = actions.shape[0]
+        if recording and self.stats_batch_size is not None and self.stats_batch_size < batch_size:
+            idx = th.randperm(batch_size, device=actions.device)[: self.stats_batch_size]  # [m], no replacement
+            return index_observations(obs, idx), actions[idx]
+        return obs, actions
 
     def _kl_samples(
         self, obs: th.Tensor | dict[str, th.Tensor], distribution: Distribution, batch_size: int

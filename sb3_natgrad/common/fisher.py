@@ -327,6 +327,14 @@ def index_observations(
     return observations[index]
 
 
+def concat_observations(batches: Sequence[th.Tensor | dict[str, th.Tensor]]) -> th.Tensor | dict[str, th.Tensor]:
+    """Batches of observations stacked along the batch dimension, for tensors and dict observations (same keys)."""
+    first = batches[0]
+    if isinstance(first, dict):
+        return {key: th.cat([batch[key] for batch in batches]) for key in first}  # type: ignore[index]
+    return th.cat(batches)  # type: ignore[arg-type]
+
+
 def subsample(observations: th.Tensor | dict[str, th.Tensor], step: int) -> th.Tensor | dict[str, th.Tensor]:
     """Every ``step``-th observation (``obs[::step]``), for tensors and dict observations."""
     return index_observations(observations, slice(None, None, step))
