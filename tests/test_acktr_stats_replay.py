@@ -1,0 +1,149 @@
+"""ACKTR's ``stats_replay``: amortised statistics recorded on every rollout since the last recording (detail 8)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.envs import IdentityEnv, SimpleMultiObsEnv
+
+from sb3_natgrad import ACKTR
+from sb3_natgrad.acktr.unrecorded import UnrecordedRollouts
+
+
+class _RandomObsEnv(gym.Env):
+    """2-d uniform observations, Discrete(3) actions, no reward: only the observations matter here."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(3)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+class _KeepRollouts(BaseCallback):
+    """Copies each rollout's observations ``[n_steps * n_envs, 2]`` when it is complete."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rollouts: list[th.Tensor] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.rollouts.append(th.as_tensor(self.model.rollout_buffer.observations.reshape(-1, 2).copy()))
+
+
+def _second_moment(rows: th.Tensor) -> th.Tensor:
+    """``E[a a^T]`` of the rows with a ones column appended, as an explicit sum of outer products."""
+    with_bias = th.cat([rows, th.ones(rows.shape[0], 1)], dim=1)
+    return sum(th.outer(a, a) for a in with_bias) / rows.shape[0]
+
+
+@pytest.mark.parametrize("kfac_mode", ["separate", "joint"])
+def test_recording_sees_every_rollout_since_the_last(kfac_mode: str) -> None:
+    """stats_interval 3: recordings at updates 0 and 3; the second one averages rollouts 1-3 (not rollout 3 alone),
+    so the first layer's input factor is ``d A(r0) + (1 - d) A(r1 + r2 + r3)``, each term an explicit sum."""
+    keep = _KeepRollouts()
+    decay = 0.9
+    model = ACKTR(
+        "MlpPolicy",
+        _RandomObsEnv(),
+        n_steps=4,
+        stats_interval=3,
+        stats_replay=True,
+        stat_decay=decay,
+        kfac_mode=kfac_mode,
+        seed=0,
+    )
+    model.learn(4 * 4, callback=keep)
+    r0, r1, r2, r3 = keep.rollouts
+    expected = decay * _second_moment(r0) + (1 - decay) * _second_moment(th.cat([r1, r2, r3]))
+    first_layer = next(layer for layer in model.optimizers[0].layers if layer.name.endswith("policy_net.0"))
+    assert first_layer.a_factor is not None
+    th.testing.assert_close(first_layer.a_factor, expected, rtol=1e-5, atol=1e-6)
+    assert all(layer.batch_size == 12 for opt in model.optimizers for layer in opt.layers)
+    assert model.unrecorded_rollouts is not None and len(model.unrecorded_rollouts) == 0
+
+
+def test_without_replay_the_recording_sees_its_own_rollout_only() -> None:
+    """The counterpart with stats_replay off: the second recording is rollout 3's alone (the test above can fail)."""
+    keep = _KeepRollouts()
+    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, stat_decay=0.9, seed=0)
+    model.learn(4 * 4, callback=keep)
+    r0, _, _, r3 = keep.rollouts
+    first_layer = next(layer for layer in model.optimizers[0].layers if layer.name.endswith("policy_net.0"))
+    assert first_layer.a_factor is not None
+    th.testing.assert_close(first_layer.a_factor, 0.9 * _second_moment(r0) + 0.1 * _second_moment(r3), rtol=1e-5, atol=1e-6)
+
+
+def test_stats_batch_size_draws_from_the_pooled_rollouts() -> None:
+    """With stats_batch_size the recording draws m distinct rows of the pooled rollouts."""
+    keep = _KeepRollouts()
+    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, stats_replay=True, stats_batch_size=6, seed=0)
+    model.learn(4 * 4, callback=keep)
+    assert all(layer.batch_size == 6 for opt in model.optimizers for layer in opt.layers)
+
+
+def test_stats_interval_one_is_unchanged() -> None:
+    """Every rollout is recorded anyway: stats_replay changes nothing and keeps no window."""
+    params = []
+    for replay in (False, True):
+        model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=8, stats_replay=replay, seed=0)
+        model.learn(32)
+        assert model.unrecorded_rollouts is None
+        params.append(th.nn.utils.parameters_to_vector(model.policy.parameters()))
+    th.testing.assert_close(params[0], params[1], rtol=0, atol=0)
+
+
+def test_dict_observations_are_pooled() -> None:
+    model = ACKTR(
+        "MultiInputPolicy", SimpleMultiObsEnv(random_start=True), n_steps=4, stats_interval=2, stats_replay=True, seed=0
+    )
+    model.learn(4 * 4)
+    assert all(layer.batch_size == 8 for opt in model.optimizers for layer in opt.layers)
+
+
+def test_save_load_mid_window_resumes_identically(tmp_path) -> None:
+    """Saved with one unrecorded rollout kept, the loaded model's next recording pools it as the original's does."""
+
+    def train_on(model: ACKTR, steps: int) -> dict[str, th.Tensor]:
+        from stable_baselines3.common.env_util import make_vec_env
+
+        model.set_env(make_vec_env("CartPole-v1", n_envs=1, seed=7))
+        model.set_random_seed(3)
+        model._last_obs = None
+        model.learn(steps, reset_num_timesteps=False)
+        return {k: v.clone() for k, v in model.policy.state_dict().items()}
+
+    model = ACKTR("MlpPolicy", "CartPole-v1", n_steps=8, stats_interval=3, stats_replay=True, seed=0)
+    model.learn(16)  # updates 0 (recorded) and 1 (kept)
+    assert model.unrecorded_rollouts is not None and len(model.unrecorded_rollouts) == 1
+    model.save(tmp_path / "model.zip")
+    loaded = ACKTR.load(tmp_path / "model.zip")
+    assert loaded.unrecorded_rollouts is not None and len(loaded.unrecorded_rollouts) == 1
+    uninterrupted, resumed = train_on(model, 32), train_on(loaded, 32)
+    assert uninterrupted.keys() == resumed.keys()
+    assert all(th.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
+
+
+def test_window_keeps_at_most_its_capacity() -> None:
+    window = UnrecordedRollouts(capacity=2)
+    for i in range(4):
+        window.push(th.full((3, 2), float(i)), th.full((3,), i))
+    assert len(window) == 2
+    obs, actions = window.pool(th.full((1, 2), 9.0), th.full((1,), 9))
+    assert obs.shape == (7, 2) and actions.tolist() == [2, 2, 2, 3, 3, 3, 9] and len(window) == 0
+
+
+def test_stats_replay_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match="stats_replay"):
+        ACKTR("MlpPolicy", IdentityEnv(3), stats_replay="yes")
