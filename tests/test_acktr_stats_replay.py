@@ -141,9 +141,34 @@ def test_window_keeps_at_most_its_capacity() -> None:
         window.push(th.full((3, 2), float(i)), th.full((3,), i))
     assert len(window) == 2
     obs, actions = window.pool(th.full((1, 2), 9.0), th.full((1,), 9))
-    assert obs.shape == (7, 2) and actions.tolist() == [2, 2, 2, 3, 3, 3, 9] and len(window) == 0
+    assert obs.shape == (7, 2) and actions.tolist() == [2, 2, 2, 3, 3, 3, 9] and len(window) == 2
+    window.clear()
+    assert len(window) == 0
 
 
 def test_stats_replay_must_be_a_bool() -> None:
     with pytest.raises(ValueError, match="stats_replay"):
         ACKTR("MlpPolicy", IdentityEnv(3), stats_replay="yes")
+
+
+def test_a_failed_recording_keeps_the_unrecorded_rollouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error inside the recording (here the Fisher backward) discards its statistics and keeps the window, so
+    the retried recording still sees every rollout since the last one."""
+    import sb3_natgrad.acktr.acktr as acktr_module
+
+    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, stats_replay=True, seed=0)
+    model.learn(3 * 4)  # updates 0 (recorded), 1 and 2 (kept)
+    window = model.unrecorded_rollouts
+    assert window is not None and len(window) == 2
+    factors = [layer.a_factor.clone() for opt in model.optimizers for layer in opt.layers if layer.a_factor is not None]
+
+    def failing_backward(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(acktr_module, "fisher_backward", failing_backward)
+    model.rollout_buffer.full = True  # train() again on the last rollout: update 3 records
+    with pytest.raises(RuntimeError, match="injected failure"):
+        model.train()
+    assert len(window) == 2
+    after = [layer.a_factor for opt in model.optimizers for layer in opt.layers if layer.a_factor is not None]
+    assert all(th.equal(a, b) for a, b in zip(factors, after, strict=True))

@@ -439,6 +439,8 @@ class ACKTR(OnPolicyAlgorithm):
             stats_values, _, _, stats_distribution = self.policy.evaluate_actions_and_distribution(stats_obs, stats_actions)
             fisher_loss = sampled_fisher_loss(stats_distribution, stats_values.flatten(), vf_fisher_coef).mean()
             fisher_backward(fisher_loss, optimizers, retain_graph=False)
+        if recording and self.unrecorded_rollouts is not None:  # folded into the factors: not kept after a failure
+            self.unrecorded_rollouts.clear()
         # the losses' forward pass, outside the contexts: statistics untouched
         values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
         return values.flatten(), log_prob, entropy, distribution
@@ -448,7 +450,8 @@ class ACKTR(OnPolicyAlgorithm):
     ) -> tuple[th.Tensor | dict[str, th.Tensor], th.Tensor]:
         """The samples the statistics are recorded on: the rollout's ``obs`` and ``actions`` themselves (the same
         objects) unless, when recording, ``stats_replay`` pools the unrecorded rollouts with it (8) or
-        ``stats_batch_size`` draws ``m`` of them at random without replacement (5). Keeps unrecorded rollouts."""
+        ``stats_batch_size`` draws ``m`` of them at random without replacement (5). Keeps the rollout when not
+        recording; the caller forgets the pooled ones once the recording has succeeded."""
         if self.unrecorded_rollouts is not None:
             if not recording:
                 self.unrecorded_rollouts.push(obs, actions)

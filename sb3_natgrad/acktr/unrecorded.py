@@ -44,12 +44,14 @@ class UnrecordedRollouts:
         del self.observations[: -self.capacity], self.actions[: -self.capacity]
 
     def pool(self, observations: Observations, actions: th.Tensor) -> tuple[Observations, th.Tensor]:
-        """The kept rollouts followed by this one, ``[sum_i B_i, ...]``; empties the window."""
+        """The kept rollouts followed by this one, ``[sum_i B_i, ...]`` (the same objects if none is kept)."""
         if not self.actions:
             return observations, actions
-        pooled = concat_observations([*self.observations, observations]), th.cat([*self.actions, actions])
+        return concat_observations([*self.observations, observations]), th.cat([*self.actions, actions])
+
+    def clear(self) -> None:
+        """Forget the kept rollouts, once a recording has folded them into the factors."""
         self.observations, self.actions = [], []
-        return pooled
 
     def state_dict(self) -> dict[str, Any]:
         return {"observations": list(self.observations), "actions": list(self.actions)}
