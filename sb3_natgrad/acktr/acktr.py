@@ -40,8 +40,9 @@ Implementation details (each marked in the code):
    the observations (and, for the unused log-probabilities, actions) of the ``k`` rollouts since the last recording,
    the current one included, instead of the current rollout alone (:class:`~sb3_natgrad.acktr.unrecorded.UnrecordedRollouts`):
    every sample enters the statistics once, as with ``stats_interval=1``, with actions sampled from the policy at
-   recording time. On A2C-sized batches the recording's cost hardly depends on its size, so this keeps the factors'
-   sample count at the cost of amortised statistics. ``stats_batch_size`` then draws from the pooled rollouts.
+   recording time, so the factors keep the sample count of ``stats_interval=1``. A recording on ``k`` rollouts costs
+   more than one on a single rollout (little on 5-sample rollouts, more on tens of samples); ``stats_batch_size`` then
+   draws from the pooled rollouts and bounds that cost.
 
 Defaults follow OpenAI baselines' ``acktr`` (Atari): ``n_steps=20``, ``learning_rate=0.25`` (eta_max),
 ``kl_clip=0.001`` (here the paper's delta; baselines' ``kfac_clip=0.001`` bounds ``eta^2 v`` instead of

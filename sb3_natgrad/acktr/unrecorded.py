@@ -5,8 +5,9 @@ With ``stats_interval=k > 1`` the factors are recorded on every ``k``-th update 
 the current rollout alone, so on A2C-sized batches (5-64 samples) the factors average ``k`` times fewer samples for the
 same memory in updates. With ``stats_replay`` the recording instead sees the observations of all ``k`` rollouts since
 the previous one (the current one included): every sample of the run enters the factors once, each with actions
-sampled afresh from the policy at recording time. On small batches an update's cost is dominated by the number of
-operations rather than their size, so one recording on ``k`` rollouts costs little more than one on a single rollout.
+sampled afresh from the policy at recording time. On tiny rollouts a recording's cost is mostly per operation, not per
+sample, so pooling is nearly free there; on tens of samples per rollout it is not (ad hoc, LunarLander's networks: one
+recording took 0.71 ms on 40 rows, 1.16 ms on 240), which is what ``stats_batch_size`` bounds.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ class UnrecordedRollouts:
     Has ``state_dict`` / ``load_state_dict`` so that SB3's save and load (``_get_torch_save_params``) carry it, and a
     loaded model resumes training exactly as the saved one would have.
 
-    :param capacity: rollouts kept, ``stats_interval - 1``.
+    :param capacity: rollouts kept, ``stats_interval - 1`` (>= 1).
     """
 
     def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"UnrecordedRollouts: capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self.observations: list[Observations] = []
         self.actions: list[th.Tensor] = []
@@ -58,5 +61,5 @@ class UnrecordedRollouts:
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
         """Restore the kept rollouts (``strict`` is accepted for SB3's ``set_parameters`` and has no effect)."""
-        self.observations = list(state["observations"])[-self.capacity :] if self.capacity else []
-        self.actions = list(state["actions"])[-self.capacity :] if self.capacity else []
+        self.observations = list(state["observations"])[-self.capacity :]
+        self.actions = list(state["actions"])[-self.capacity :]
