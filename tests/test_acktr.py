@@ -342,6 +342,15 @@ def test_mode_selection_and_elu_critic() -> None:
     assert len(joint.optimizers) == 1 and len(joint.optimizers[0].layers) == 6
 
 
+def test_policy_kwargs_reusable_with_elu_critic() -> None:
+    # vf_activation_fn goes into the model's policy_kwargs, not into the caller's dict
+    policy_kwargs = dict(net_arch=dict(pi=[8], vf=[8]))
+    for _ in range(2):
+        model = ACKTR("MlpPolicy", IdentityEnv(3), policy_kwargs=policy_kwargs, vf_activation_fn="elu")
+        assert model.policy_kwargs["vf_activation_fn"] is nn.ELU
+    assert policy_kwargs == dict(net_arch=dict(pi=[8], vf=[8]))
+
+
 def test_learning_rate_schedules_reach_the_optimizers() -> None:
     model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=8, learning_rate=lambda p: 0.5 * p, vf_learning_rate=lambda p: 0.1 * p)
     model.learn(64)

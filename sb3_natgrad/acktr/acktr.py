@@ -301,7 +301,8 @@ class ACKTR(OnPolicyAlgorithm):
         if vf_activation_fn is not None:
             if "vf_activation_fn" in self.policy_kwargs:
                 raise ValueError("ACKTR: vf_activation_fn given both as an argument and in policy_kwargs")
-            self.policy_kwargs["vf_activation_fn"] = ACTIVATIONS[vf_activation_fn]
+            # a copy: the caller's dict may be passed to another constructor
+            self.policy_kwargs = {**self.policy_kwargs, "vf_activation_fn": ACTIVATIONS[vf_activation_fn]}
 
         self.vf_fisher_coef = vf_fisher_coef
         self.kl_clip = kl_clip
