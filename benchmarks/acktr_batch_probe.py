@@ -129,9 +129,10 @@ def probe(
     def evaluate() -> None:
         sync_envs_normalization(env, eval_env)
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=N_EVAL_EPISODES, deterministic=True)
+        assert isinstance(mean, float)  # not the per-episode lists (return_episode_rewards=False)
         timesteps.append(int(model.num_timesteps))
         means.append(round(float(mean), 1))
-        if not a2c:  # the last update's step size, KL estimate and Fisher norm, per optimizer
+        if isinstance(model, ACKTR):  # the last update's step size, KL estimate and Fisher norm, per optimizer
             step_info.append([dict(opt.last_step_info) for opt in model.optimizers])
         training.append(training_state(model))
 

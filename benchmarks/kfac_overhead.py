@@ -26,6 +26,7 @@ import statistics
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,12 @@ def block(fn: Callable[[], None], n: int = INVERSE_INTERVAL) -> Callable[[], flo
     return timed
 
 
+def step_all(optimizers: list[KFAC]) -> None:
+    """``step()`` of every optimizer."""
+    for optimizer in optimizers:
+        optimizer.step()
+
+
 def step_only(update: Callable[[], None], step: Callable[[], None]) -> Callable[[], float]:
     """A timer of ``step`` alone, on the gradients left by one ``update``."""
     update()
@@ -146,17 +153,20 @@ def bench_case(
     actions = th.randint(0, n_actions, (batch,))
     advantages, returns = th.randn(batch), th.randn(batch)
 
-    rms_model: nn.Module = NatureCNNActorCritic(obs_dim, n_actions) if cnn else ActorCritic(obs_dim, hidden, n_actions)
-    kfac_model: nn.Module = NatureCNNActorCritic(obs_dim, n_actions) if cnn else ActorCritic(obs_dim, hidden, n_actions)
+    rms_model: ActorCritic | NatureCNNActorCritic = (
+        NatureCNNActorCritic(obs_dim, n_actions) if cnn else ActorCritic(obs_dim, hidden, n_actions)
+    )
+    kfac_model: ActorCritic | NatureCNNActorCritic = (
+        NatureCNNActorCritic(obs_dim, n_actions) if cnn else ActorCritic(obs_dim, hidden, n_actions)
+    )
     kfac_model.load_state_dict(rms_model.state_dict())
     rmsprop = th.optim.RMSprop(rms_model.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
-    intervals = dict(stats_interval=stats_interval, inverse_interval=INVERSE_INTERVAL)
     if cnn:  # shared trunk: one joint optimizer (ACKTR with CnnPolicy)
-        kfacs = [KFAC(kfac_model, lr=0.25, kl_clip=0.001, **intervals)]
+        kfacs = [KFAC(kfac_model, lr=0.25, kl_clip=0.001, stats_interval=stats_interval, inverse_interval=INVERSE_INTERVAL)]
     else:  # separate actor and critic optimizers, as ACKTR with MlpPolicy
         kfacs = [
-            KFAC(kfac_model.pi, lr=0.25, kl_clip=0.001, **intervals),
-            KFAC(kfac_model.vf, lr=0.25, kl_clip=0.01, **intervals),
+            KFAC(kfac_model.pi, lr=0.25, kl_clip=0.001, stats_interval=stats_interval, inverse_interval=INVERSE_INTERVAL),
+            KFAC(kfac_model.vf, lr=0.25, kl_clip=0.01, stats_interval=stats_interval, inverse_interval=INVERSE_INTERVAL),
         ]
 
     def rms_update() -> None:
@@ -202,7 +212,7 @@ def bench_case(
         "update": (block(rms_update), block(kfac_update)),
         "step": (
             step_only(rms_update, rmsprop.step),
-            step_only(kfac_update, lambda: [opt.step() for opt in kfacs] and None),
+            step_only(kfac_update, partial(step_all, kfacs)),
         ),
         "forward_plus_statistics": (block(rms_stats_baseline), block(kfac_stats)),
     }

@@ -63,6 +63,7 @@ def measure_env(env_id: str, warmup_steps: int, repeats: int) -> dict[str, Any]:
     model.learn(warmup_steps)
     _, callback = model._setup_learn(model.n_steps, None, reset_num_timesteps=False)
     callback.on_training_start(locals(), globals())
+    assert model.env is not None
     model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
     data = next(iter(model.rollout_buffer.get(batch_size=None)))
     policy, kfac = model.policy, model._cg_kfac

@@ -141,7 +141,7 @@ class Checkpoint:
         model.save(self.directory / "model.tmp.zip")
         os.replace(self.directory / "model.tmp.zip", self.directory / "model.zip")
         if isinstance(train_env, VecNormalize):
-            train_env.save(self.directory / "vecnormalize.tmp.pkl")
+            train_env.save(str(self.directory / "vecnormalize.tmp.pkl"))
             os.replace(self.directory / "vecnormalize.tmp.pkl", self.directory / "vecnormalize.pkl")
         if hasattr(model, "save_replay_buffer") and getattr(model, "replay_buffer", None) is not None:
             model.save_replay_buffer(self.directory / "replay_buffer.tmp.pkl")
@@ -199,7 +199,7 @@ def train_and_evaluate(spec: RunSpec, checkpoint_dir: Path | None = None, stop_a
     torch.set_num_threads(1)
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     load_before = os.getloadavg()[0]
-    algo_class = load_class(spec.algo)
+    algo_class: Any = load_class(spec.algo)  # a BaseAlgorithm subclass
     config = convert_hyperparams(spec.hyperparams)
     train_env = build_vec_env(spec.env_id, config, config.n_envs, seed=spec.seed)
     eval_env = build_vec_env(spec.env_id, config, 1, seed=spec.seed + EVAL_SEED_OFFSET, eval_env=True)
