@@ -511,6 +511,28 @@ def test_hooks_inactive_outside_context_and_in_eval_mode() -> None:
     assert not th.equal(model.fc1.weight.grad, grads_before)
 
 
+def test_forward_hooks_exist_only_while_recording() -> None:
+    # outside a recording context the layers keep PyTorch's hook-free call path
+    model = DenseNet()
+    opt = KFAC(model, lr=0.1, stats_interval=2)
+    layers = [layer.module for layer in opt.layers]
+    assert not any(module._forward_hooks for module in layers)
+    with opt.record_stats() as active:
+        assert active and all(len(module._forward_hooks) == 1 for module in layers)
+        logits = model(th.randn(4, 3))
+        opt.fisher_backward(F.cross_entropy(logits, sampled_targets(logits)))
+    assert not any(module._forward_hooks for module in layers)
+    opt.steps = 1  # not due: nothing attached
+    with opt.record_stats() as active:
+        assert not active and not any(module._forward_hooks for module in layers)
+    with pytest.raises(ValueError), opt.record_stats(force=True):
+        raise ValueError
+    assert not any(module._forward_hooks for module in layers)
+    opt.remove_hooks()
+    with opt.record_stats(force=True):
+        assert not any(module._forward_hooks for module in layers)
+
+
 def test_stats_interval_skips_recording() -> None:
     th.manual_seed(0)
     model = DenseNet()
