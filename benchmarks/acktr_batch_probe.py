@@ -176,7 +176,8 @@ def summarize(records: list[dict[str, Any]], env_id: str, last: int = 5) -> list
         if record["env"] != env_id or not record["curve"]:
             continue
         key = json.dumps(
-            [record["algo"], record["batch"], record["timesteps"][-1], len(record["curve"]), record["overrides"]],
+            # probes from before --yaml-batch have no "batch": they were all at A2C's
+            [record["algo"], record.get("batch", "a2c"), record["timesteps"][-1], len(record["curve"]), record["overrides"]],
             sort_keys=True,
         )
         groups.setdefault(key, {})[record["seed"]] = record  # the latest record of a seed wins

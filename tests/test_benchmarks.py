@@ -446,9 +446,17 @@ def test_acktr_batch_probe_summary_groups_settings_and_keeps_a_seeds_latest_prob
         record(10, [-600.0, -200.0, -150.0], {"ent_coef": 0.01}),
         record(10, [-1.0, -1.0, -1.0], {}, algo="A2C"),
         record(10, [10.0, 20.0, 30.0], {}, env="CartPole-v1"),
+        {**record(12, [-500.0, -100.0, -50.0], {}), "batch": "yaml"},
     ]
-    rows = {(row["algo"], json.dumps(row["overrides"])): row for row in summarize(records, "Pendulum-v1", last=2)}
-    assert len(rows) == 3
+    old = record(13, [-500.0, -100.0, -50.0], {"kl_clip": 0.01})
+    del old["batch"]  # written before --yaml-batch: at A2C's batch
+    records.append(old)
+    rows = {
+        (row["algo"], json.dumps(row["overrides"])): row
+        for row in summarize(records, "Pendulum-v1", last=2)
+        if row["batch"] == "a2c"
+    }
+    assert len(rows) == 4 and rows[("ACKTR", '{"kl_clip": 0.01}')]["seeds"] == [13]
     base = rows[("ACKTR", "{}")]
     assert base["seeds"] == [10, 11] and base["steps"] == 300 and base["points"] == 3
     assert base["last_mean"] == ((-300.0 - 100.0) / 2 + (-400.0 - 200.0) / 2) / 2 and base["final_mean"] == -150.0
