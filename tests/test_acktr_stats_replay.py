@@ -172,3 +172,37 @@ def test_a_failed_recording_keeps_the_unrecorded_rollouts(monkeypatch: pytest.Mo
     assert len(window) == 2
     after = [layer.a_factor for opt in model.optimizers for layer in opt.layers if layer.a_factor is not None]
     assert all(th.equal(a, b) for a, b in zip(factors, after, strict=True))
+
+
+@pytest.mark.parametrize("kl_batch_size", [None, 3])
+def test_pooled_recording_shares_the_losses_forward_pass(kl_batch_size: int | None) -> None:
+    """At a recording on pooled rollouts the losses reuse the pool's forward pass (the rollout is its tail): the
+    parameters after it, and target_kl's measured KL of the update, equal those with a separate forward pass."""
+
+    def run(shared: bool) -> ACKTR:
+        model = ACKTR(
+            "MlpPolicy",
+            "CartPole-v1",  # seeded observations (_RandomObsEnv's are not), so that both runs see the same rollouts
+            n_steps=4,
+            stats_interval=3,
+            stats_replay=True,
+            target_kl=0.01,
+            kl_batch_size=kl_batch_size,
+            seed=0,
+        )
+        if not shared:  # report every recording's samples as drawn ones: statistics and losses forward apart
+            samples = model._stats_samples
+
+            def apart(obs: th.Tensor, actions: th.Tensor, recording: bool) -> tuple[th.Tensor, th.Tensor, int | None]:
+                stats_obs, stats_actions, offset = samples(obs, actions, recording)  # type: ignore[misc]
+                return stats_obs, stats_actions, None if recording else offset
+
+            model._stats_samples = apart  # type: ignore[method-assign]
+        model.learn(4 * 4)  # updates 0-3; update 3 records on rollouts 1-3, the rollout at offset 8
+        return model
+
+    shared, apart = run(True), run(False)
+    for p, q in zip(shared.policy.parameters(), apart.policy.parameters(), strict=True):
+        th.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+    kl_shared = shared.logger.name_to_value["train/measured_kl"]
+    assert kl_shared > 0.0 and kl_shared == pytest.approx(apart.logger.name_to_value["train/measured_kl"], rel=1e-4)

@@ -424,61 +424,76 @@ class ACKTR(OnPolicyAlgorithm):
 
     def _forward_recording_stats(
         self, obs: th.Tensor | dict[str, th.Tensor], actions: th.Tensor, optimizers: list[KFAC], vf_fisher_coef: float
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution]:
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution, int]:
         """The losses' forward pass, with the K-FAC statistics recorded when due (details 5, 8).
 
-        :return: values ``[B]``, log-probabilities ``[B]``, entropy ``[B]`` (or None), the action distribution.
+        :return: values ``[B]``, log-probabilities ``[B]``, entropy ``[B]`` (or None), the action distribution
+            and the offset of the rollout's rows in that distribution's batch (the rollout is its last ``B`` rows).
         """
         # FISHER STATISTICS: forward pass and sampled Fisher backward inside the recording contexts
         with ExitStack() as stack:
             recording = any([stack.enter_context(opt.record_stats()) for opt in optimizers])
-            stats_obs, stats_actions = self._stats_samples(obs, actions, recording)
-            if stats_actions is actions:  # one forward pass for the statistics and the losses
-                values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
+            stats_obs, stats_actions, offset = self._stats_samples(obs, actions, recording)
+            if offset is not None:
+                # the rollout is the tail of the statistics' samples (all of them, or the pool's last rollout):
+                # one forward pass for the statistics and the losses
+                values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(
+                    stats_obs, stats_actions
+                )
                 if recording:
                     fisher_loss = sampled_fisher_loss(distribution, values.flatten(), vf_fisher_coef).mean()
                     fisher_backward(fisher_loss, optimizers)
-                return values.flatten(), log_prob, entropy, distribution
-            # statistics on other samples (drawn, or pooled rollouts), by a forward pass of their own
-            stats_values, _, _, stats_distribution = self.policy.evaluate_actions_and_distribution(stats_obs, stats_actions)
-            fisher_loss = sampled_fisher_loss(stats_distribution, stats_values.flatten(), vf_fisher_coef).mean()
-            fisher_backward(fisher_loss, optimizers, retain_graph=False)
+            else:  # statistics on drawn samples, by a forward pass of their own
+                stats_values, _, _, stats_distribution = self.policy.evaluate_actions_and_distribution(
+                    stats_obs, stats_actions
+                )
+                fisher_loss = sampled_fisher_loss(stats_distribution, stats_values.flatten(), vf_fisher_coef).mean()
+                fisher_backward(fisher_loss, optimizers, retain_graph=False)
         if recording and self.unrecorded_rollouts is not None:  # folded into the factors: not kept after a failure
             self.unrecorded_rollouts.clear()
+        if offset is not None:
+            rows = slice(offset, None)
+            return values.flatten()[rows], log_prob[rows], None if entropy is None else entropy[rows], distribution, offset
         # the losses' forward pass, outside the contexts: statistics untouched
         values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
-        return values.flatten(), log_prob, entropy, distribution
+        return values.flatten(), log_prob, entropy, distribution, 0
 
     def _stats_samples(
         self, obs: th.Tensor | dict[str, th.Tensor], actions: th.Tensor, recording: bool
-    ) -> tuple[th.Tensor | dict[str, th.Tensor], th.Tensor]:
+    ) -> tuple[th.Tensor | dict[str, th.Tensor], th.Tensor, int | None]:
         """The samples the statistics are recorded on: the rollout's ``obs`` and ``actions`` themselves (the same
         objects) unless, when recording, ``stats_replay`` pools the unrecorded rollouts with it (8) or
         ``stats_batch_size`` draws ``m`` of them at random without replacement (5). Keeps the rollout when not
-        recording; the caller forgets the pooled ones once the recording has succeeded."""
+        recording; the caller forgets the pooled ones once the recording has succeeded.
+
+        :return: observations, actions, and the offset of the rollout in them when it is their last rows
+            (``None`` for drawn samples).
+        """
+        rollout_size = actions.shape[0]
         if self.unrecorded_rollouts is not None:
             if not recording:
                 self.unrecorded_rollouts.push(obs, actions)
-                return obs, actions
-            obs, actions = self.unrecorded_rollouts.pool(obs, actions)
+                return obs, actions, 0
+            obs, actions = self.unrecorded_rollouts.pool(obs, actions)  # the rollout last
         batch_size = actions.shape[0]
         if recording and self.stats_batch_size is not None and self.stats_batch_size < batch_size:
             idx = th.randperm(batch_size, device=actions.device)[: self.stats_batch_size]  # [m], no replacement
-            return index_observations(obs, idx), actions[idx]
-        return obs, actions
+            return index_observations(obs, idx), actions[idx], None
+        return obs, actions, batch_size - rollout_size
 
     def _kl_samples(
-        self, obs: th.Tensor | dict[str, th.Tensor], distribution: Distribution, batch_size: int
+        self, obs: th.Tensor | dict[str, th.Tensor], distribution: Distribution, batch_size: int, offset: int = 0
     ) -> tuple[th.Tensor | dict[str, th.Tensor], Distribution]:
         """Observations on which ``target_kl``'s KL is measured, and the pre-update policy on them (detail 6).
 
-        ``distribution`` is the loss forward pass's (pre-update) policy; the copy is detached and must be taken before
-        the next forward pass, since SB3 policies reuse their distribution object.
+        ``distribution`` is the loss forward pass's (pre-update) policy, over the rollout's ``batch_size`` rows from
+        ``offset`` on (after pooled rollouts, see :meth:`_forward_recording_stats`); the copy is detached and must be
+        taken before the next forward pass, since SB3 policies reuse their distribution object.
         """
         if self.kl_batch_size is None or self.kl_batch_size >= batch_size:
-            return obs, detach_distribution(distribution)
+            return obs, detach_distribution(distribution, slice(offset, None) if offset else None)
         idx = th.randperm(batch_size, device=self.device)[: self.kl_batch_size]  # [k], no replacement
-        return index_observations(obs, idx), detach_distribution(distribution, idx)
+        return index_observations(obs, idx), detach_distribution(distribution, idx + offset)
 
     def train(self) -> None:
         """One K-FAC update on the rollout buffer (the whole batch, as A2C)."""
@@ -501,7 +516,7 @@ class ACKTR(OnPolicyAlgorithm):
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.long().flatten()
 
-            values, log_prob, entropy, distribution = self._forward_recording_stats(
+            values, log_prob, entropy, distribution, offset = self._forward_recording_stats(
                 rollout_data.observations, actions, optimizers, vf_fisher_coef
             )
 
@@ -524,7 +539,7 @@ class ACKTR(OnPolicyAlgorithm):
                 opt.step()
 
             if self.target_kl is not None:  # measured KL of the update -> next eta_max (6)
-                kl_obs, old_distribution = self._kl_samples(rollout_data.observations, distribution, actions.shape[0])
+                kl_obs, old_distribution = self._kl_samples(rollout_data.observations, distribution, actions.shape[0], offset)
                 with th.no_grad():
                     new_distribution = self.policy.get_distribution(kl_obs)
                     measured_kl = float(mean_kl(old_distribution, new_distribution))  # summed over action dims
