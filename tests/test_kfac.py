@@ -468,6 +468,26 @@ def test_non_finite_step_raises_and_leaves_params(corrupt: Callable[[nn.Module, 
     assert opt.steps == 0 and not any("momentum_buffer" in state for state in opt.state.values())
 
 
+def test_fisher_norm_overflowing_float32_still_gives_a_trust_region_step() -> None:
+    """Finite gradients whose Fisher norm v exceeds float32's range (~3e38): v is summed in float64 and the step
+    still has the trust region's size, ``0.5 eta^2 v = kl_clip``, instead of raising."""
+    th.manual_seed(0)
+    model = DenseNet()
+    x, y = th.randn(6, 3), th.randint(0, N_CLASSES, (6,))
+    opt = KFAC(model, lr=1.0, kl_clip=0.001)
+    record(opt, model, x)
+    loss_gradients(model, x, y)
+    for param in model.parameters():
+        param.grad.mul_(1e20)  # v ~ 1e40 * |g|^2
+    before = [p.detach().clone() for p in model.parameters()]
+    opt.step()
+    info = opt.last_step_info
+    assert info["fisher_norm"] > 3.5e38 and math.isfinite(info["fisher_norm"])
+    assert info["kl"] == pytest.approx(0.001, rel=1e-6)
+    assert all(bool(th.isfinite(p).all()) for p in model.parameters())
+    assert any(not th.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
+
+
 def test_damped_inverse_matches_dense_inverse() -> None:
     th.manual_seed(0)
     root = th.randn(7, 5, dtype=th.float64)

@@ -405,6 +405,21 @@ class KFAC(Optimizer):
             where = "non-finite preconditioned step (overflow, or non-finite Kronecker factors)"
         return FloatingPointError(f"KFAC.step(): {where}; parameters were left unchanged")
 
+    def _fisher_norm(
+        self, buffers: StepBuffers, layers: Sequence[KroneckerFactoredLayer], fallback: Sequence[th.Tensor]
+    ) -> float:
+        """``v = g^T dtheta = dtheta^T F_damped dtheta >= dtheta^T F_kfac dtheta``, the step's one host sync.
+
+        Non-finite iff a gradient or a factor is, or the float32 sum overflowed (a collapsing policy's ``v`` can pass
+        3e38 with finite terms): then summed again in float64, and if still non-finite a ``FloatingPointError``.
+        """
+        fisher_norm = float(th.dot(buffers.grad, buffers.delta))
+        if not math.isfinite(fisher_norm):
+            fisher_norm = float(th.dot(buffers.grad.double(), buffers.delta.double()))
+            if not math.isfinite(fisher_norm):
+                raise self._non_finite_error(layers, fallback)
+        return fisher_norm
+
     @th.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Apply one trust-region K-FAC step (see the module docstring for what is computed).
@@ -453,10 +468,7 @@ class KFAC(Optimizer):
             self._fallback_precondition(fb_param, grad, damping + weight_decay, out=delta)
         params, deltas = buffers.params, buffers.param_deltas
 
-        # v = dtheta^T F_damped dtheta >= dtheta^T F_kfac dtheta; non-finite iff a gradient or factor is
-        fisher_norm = float(th.dot(buffers.grad, buffers.delta))
-        if not math.isfinite(fisher_norm):
-            raise self._non_finite_error(layers, fallback)
+        fisher_norm = self._fisher_norm(buffers, layers, fallback)
         if kl_clip is None or fisher_norm <= 0.0:
             step_size = float(lr)
         else:
