@@ -176,20 +176,30 @@ def test_a_failed_recording_keeps_the_unrecorded_rollouts(monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("kl_batch_size", [None, 3])
 def test_pooled_recording_shares_the_losses_forward_pass(kl_batch_size: int | None) -> None:
-    """At a recording on pooled rollouts the losses reuse the pool's forward pass (the rollout is its tail): the
-    parameters after it, and target_kl's measured KL of the update, equal those with a separate forward pass."""
+    """At a recording on a pool bounded by stats_batch_size the losses reuse the pool's forward pass (the rollout is
+    its tail): one forward pass per update, and the parameters after them and target_kl's measured KL of the last
+    update equal those with a separate forward pass."""
 
-    def run(shared: bool) -> ACKTR:
+    def run(shared: bool) -> tuple[ACKTR, int]:
         model = ACKTR(
             "MlpPolicy",
             "CartPole-v1",  # seeded observations (_RandomObsEnv's are not), so that both runs see the same rollouts
             n_steps=4,
             stats_interval=3,
             stats_replay=True,
+            stats_batch_size=12,  # the pool of 3 rollouts, whole
             target_kl=0.01,
             kl_batch_size=kl_batch_size,
             seed=0,
         )
+        evaluate = model.policy.evaluate_actions_and_distribution
+        calls = []
+
+        def counted(obs: th.Tensor, actions: th.Tensor) -> tuple:
+            calls.append(actions.shape[0])
+            return evaluate(obs, actions)
+
+        model.policy.evaluate_actions_and_distribution = counted  # type: ignore[method-assign]
         if not shared:  # report every recording's samples as drawn ones: statistics and losses forward apart
             samples = model._stats_samples
 
@@ -199,10 +209,27 @@ def test_pooled_recording_shares_the_losses_forward_pass(kl_batch_size: int | No
 
             model._stats_samples = apart  # type: ignore[method-assign]
         model.learn(4 * 4)  # updates 0-3; update 3 records on rollouts 1-3, the rollout at offset 8
-        return model
+        return model, calls
 
-    shared, apart = run(True), run(False)
+    (shared, shared_calls), (apart, apart_calls) = run(True), run(False)
+    assert shared_calls == [4, 4, 4, 12]  # the target_kl passes are get_distribution's, not counted
+    assert apart_calls == [4, 4, 4, 4, 12, 4]  # update 0: statistics, then losses; update 3: the pool, then losses
     for p, q in zip(shared.policy.parameters(), apart.policy.parameters(), strict=True):
         th.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
     kl_shared = shared.logger.name_to_value["train/measured_kl"]
     assert kl_shared > 0.0 and kl_shared == pytest.approx(apart.logger.name_to_value["train/measured_kl"], rel=1e-4)
+
+
+def test_unbounded_pool_keeps_a_forward_pass_of_its_own() -> None:
+    """Without stats_batch_size the pool can be any multiple of the rollout: the losses get their own forward pass."""
+    model = ACKTR("MlpPolicy", "CartPole-v1", n_steps=4, stats_interval=3, stats_replay=True, seed=0)
+    evaluate = model.policy.evaluate_actions_and_distribution
+    calls = []
+
+    def counted(obs: th.Tensor, actions: th.Tensor) -> tuple:
+        calls.append(actions.shape[0])
+        return evaluate(obs, actions)
+
+    model.policy.evaluate_actions_and_distribution = counted  # type: ignore[method-assign]
+    model.learn(4 * 4)
+    assert calls == [4, 4, 4, 12, 4]  # update 0 shares its pass (the rollout alone); update 3: the pool, then losses
