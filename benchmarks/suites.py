@@ -177,16 +177,16 @@ ACKTR_AMORTISED_STATS = {"stats_interval": 6, "stat_decay": 0.94}
 #: last recording (``stats_replay``), at most 64 of them drawn at random (``stats_batch_size``: on 40-64-sample
 #: rollouts the whole pool of 240-384 cost 1.31-1.35x A2C's update instead of 1.19-1.21x, ad hoc), and refreshes the
 #: inverses every 2nd recording (every 12 updates, instead of the YAML's 2 on MuJoCo or the default 10).
-#: Result (5 seeds, docs/benchmarks/acktr/): 1.17-1.24x A2C's update (overhead.md, 60 calls; up to 1.29x on Hopper in
-#: earlier runs), but below A2C on LunarLander (-41.3 vs 48.8) and Hopper (895.3 vs 1055.9). LunarLander probes on
+#: Result (5 seeds, Hopper 10; docs/benchmarks/acktr/): 1.17-1.27x A2C's update (overhead.md, 60 calls, four runs), but
+#: below A2C on LunarLander (-41.3 vs 48.8); Hopper 809.7 vs 801.3 (895.3 vs 1055.9 on seeds 0-4). LunarLander probes on
 #: seeds 10-14 (batch_probes.jsonl) point at the 64-sample draw: with all 240 pooled samples the mean of the last 5
 #: evaluations was 22.9 (statistics every update: 20.8), with 64 -11.7.
 ACKTR_REPLAYED_STATS = {**ACKTR_AMORTISED_STATS, "stats_replay": True, "stats_batch_size": 64, "inverse_interval": 12}
 #: ``ACKTR replay/6`` with 128 of the pooled samples: on LunarLander probes (seeds 10-14, 200k) the mean of the last 5
 #: evaluations was 24.2 with 128, -11.7 with 64 (batch_probes.jsonl). Only on the entries whose pool of 6 rollouts
 #: exceeds 64 samples (40-64 per rollout); on MuJoCo's 5-sample rollouts the pool of 30 is recorded whole either way.
-#: Result (5 seeds): LunarLander 69.1 (A2C 48.8, replay/6 -41.3), Pendulum -164.5, CartPole 500, at 1.20-1.23x A2C's
-#: update (overhead.md, 60 calls).
+#: Result (5 seeds): LunarLander 69.1 (A2C 48.8, replay/6 -41.3), Pendulum -164.5, CartPole 500, at 1.19-1.24x A2C's
+#: update (overhead.md, 60 calls, four runs).
 ACKTR_REPLAYED_STATS_128 = {**ACKTR_REPLAYED_STATS, "stats_batch_size": 128}
 _POOL_OVER_64 = (("ACKTR replay/6 (128)", ACKTR_REPLAYED_STATS_128),)
 
