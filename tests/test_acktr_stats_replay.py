@@ -174,6 +174,19 @@ def test_a_failed_recording_keeps_the_unrecorded_rollouts(monkeypatch: pytest.Mo
     assert all(th.equal(a, b) for a, b in zip(factors, after, strict=True))
 
 
+def _count_forward_passes(model: ACKTR) -> list[int]:
+    """Make the policy's ``evaluate_actions_and_distribution`` append its batch size to the returned list."""
+    evaluate = model.policy.evaluate_actions_and_distribution
+    calls: list[int] = []
+
+    def counted(obs: th.Tensor, actions: th.Tensor) -> tuple:
+        calls.append(actions.shape[0])
+        return evaluate(obs, actions)
+
+    model.policy.evaluate_actions_and_distribution = counted  # type: ignore[method-assign]
+    return calls
+
+
 @pytest.mark.parametrize("kl_batch_size", [None, 3])
 def test_pooled_recording_shares_the_losses_forward_pass(kl_batch_size: int | None) -> None:
     """At a recording on a pool bounded by stats_batch_size the losses reuse the pool's forward pass (the rollout is
@@ -192,14 +205,7 @@ def test_pooled_recording_shares_the_losses_forward_pass(kl_batch_size: int | No
             kl_batch_size=kl_batch_size,
             seed=0,
         )
-        evaluate = model.policy.evaluate_actions_and_distribution
-        calls = []
-
-        def counted(obs: th.Tensor, actions: th.Tensor) -> tuple:
-            calls.append(actions.shape[0])
-            return evaluate(obs, actions)
-
-        model.policy.evaluate_actions_and_distribution = counted  # type: ignore[method-assign]
+        calls = _count_forward_passes(model)
         if not shared:  # report every recording's samples as drawn ones: statistics and losses forward apart
             samples = model._stats_samples
 
@@ -223,13 +229,6 @@ def test_pooled_recording_shares_the_losses_forward_pass(kl_batch_size: int | No
 def test_unbounded_pool_keeps_a_forward_pass_of_its_own() -> None:
     """Without stats_batch_size the pool can be any multiple of the rollout: the losses get their own forward pass."""
     model = ACKTR("MlpPolicy", "CartPole-v1", n_steps=4, stats_interval=3, stats_replay=True, seed=0)
-    evaluate = model.policy.evaluate_actions_and_distribution
-    calls = []
-
-    def counted(obs: th.Tensor, actions: th.Tensor) -> tuple:
-        calls.append(actions.shape[0])
-        return evaluate(obs, actions)
-
-    model.policy.evaluate_actions_and_distribution = counted  # type: ignore[method-assign]
+    calls = _count_forward_passes(model)
     model.learn(4 * 4)
     assert calls == [4, 4, 4, 12, 4]  # update 0 shares its pass (the rollout alone); update 3: the pool, then losses
