@@ -434,27 +434,17 @@ class ACKTR(OnPolicyAlgorithm):
         with ExitStack() as stack:
             recording = any([stack.enter_context(opt.record_stats()) for opt in optimizers])
             stats_obs, stats_actions, offset = self._stats_samples(obs, actions, recording)
-            if offset is not None:
-                # the rollout is the tail of the statistics' samples (all of them, or the pool's last rollout):
-                # one forward pass for the statistics and the losses
-                values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(
-                    stats_obs, stats_actions
-                )
-                if recording:
-                    fisher_loss = sampled_fisher_loss(distribution, values.flatten(), vf_fisher_coef).mean()
-                    fisher_backward(fisher_loss, optimizers)
-            else:  # statistics on drawn samples, by a forward pass of their own
-                stats_values, _, _, stats_distribution = self.policy.evaluate_actions_and_distribution(
-                    stats_obs, stats_actions
-                )
-                fisher_loss = sampled_fisher_loss(stats_distribution, stats_values.flatten(), vf_fisher_coef).mean()
-                fisher_backward(fisher_loss, optimizers, retain_graph=False)
+            values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(stats_obs, stats_actions)
+            values = values.flatten()
+            if recording:  # the graph is kept when the losses share it (offset given)
+                fisher_loss = sampled_fisher_loss(distribution, values, vf_fisher_coef).mean()
+                fisher_backward(fisher_loss, optimizers, retain_graph=offset is not None)
         if recording and self.unrecorded_rollouts is not None:  # folded into the factors: not kept after a failure
             self.unrecorded_rollouts.clear()
-        if offset is not None:
+        if offset is not None:  # the rollout is the tail of the statistics' samples: one pass for both
             rows = slice(offset, None)
-            return values.flatten()[rows], log_prob[rows], None if entropy is None else entropy[rows], distribution, offset
-        # the losses' forward pass, outside the contexts: statistics untouched
+            return values[rows], log_prob[rows], None if entropy is None else entropy[rows], distribution, offset
+        # drawn or unbounded pooled samples: the losses' forward pass of their own, outside the contexts
         values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
         return values.flatten(), log_prob, entropy, distribution, 0
 
@@ -468,9 +458,9 @@ class ACKTR(OnPolicyAlgorithm):
 
         :return: observations, actions, and the offset of the rollout in them when the losses' forward pass is to
             be shared with the statistics' (``None``: a pass of their own). Shared when the samples are the rollout,
-            or a pool that ends with it and is bounded by ``stats_batch_size`` (at most 128 samples cost a CPU forward
-            pass not much more than 5, ad hoc; an unbounded pool would make the losses' backward pass larger than the
-            forward pass it saves). Drawn samples get a pass of their own.
+            or a pool that ends with it and is bounded by ``stats_batch_size`` (on a CPU a forward pass of a small
+            network costs about the same on 5 and on ~64-128 samples, ad hoc; an unbounded pool could make the losses'
+            backward pass cost more than the forward pass it saves). Drawn samples get a pass of their own.
         """
         rollout_size = actions.shape[0]
         if self.unrecorded_rollouts is not None:
@@ -496,7 +486,7 @@ class ACKTR(OnPolicyAlgorithm):
         taken before the next forward pass, since SB3 policies reuse their distribution object.
         """
         if self.kl_batch_size is None or self.kl_batch_size >= batch_size:
-            return obs, detach_distribution(distribution, slice(offset, None) if offset else None)
+            return obs, detach_distribution(distribution, slice(offset, None))
         idx = th.randperm(batch_size, device=self.device)[: self.kl_batch_size]  # [k], no replacement
         return index_observations(obs, idx), detach_distribution(distribution, idx + offset)
 

@@ -191,6 +191,7 @@ class KFAC(Optimizer):
         self._diag_grads: dict[int, th.Tensor] = {}
         # Forward hooks exist only inside a recording context: a module with hooks leaves PyTorch's fast call
         # path, which cost every other forward pass (updates, rollouts) ~3 us per layer
+        self._hooks = [(layer.module, self._forward_hook(layer)) for layer in self.layers]
         self._handles: list[RemovableHandle] = []
         self._hooks_removed = False
         self.last_step_info: dict[str, float] = {}
@@ -199,14 +200,14 @@ class KFAC(Optimizer):
     # ------------------------------------------------------------------ hooks
     def _forward_hook(self, layer: KroneckerFactoredLayer) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: tuple[th.Tensor, ...], output: th.Tensor) -> None:
-            if self._recording and module.training and output.requires_grad:
+            if module.training and output.requires_grad:  # attached only while recording
                 self._captured.append((layer, inputs[0].detach(), output))
 
         return hook
 
     def _attach_hooks(self) -> None:
         if not self._hooks_removed:
-            self._handles = [layer.module.register_forward_hook(self._forward_hook(layer)) for layer in self.layers]
+            self._handles = [module.register_forward_hook(hook) for module, hook in self._hooks]
 
     def _detach_hooks(self) -> None:
         for handle in self._handles:
