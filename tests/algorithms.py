@@ -17,6 +17,9 @@ from sb3_natgrad import ALGOS
 TINY_KWARGS: dict[str, dict[str, Any]] = {
     "trpo": dict(n_steps=64, batch_size=32, n_critic_updates=2, cg_max_steps=5, line_search_max_iter=5),
     "acktr": dict(n_steps=8),
+    "d4pg": dict(
+        learning_starts=32, batch_size=16, buffer_size=1000, n_steps=3, n_atoms=11, policy_kwargs=dict(net_arch=[32, 32])
+    ),
 }
 
 #: Algorithms that exist in this checkout and have test settings.
@@ -34,3 +37,19 @@ ACTION_ENVS: dict[str, Callable[[], gym.Env]] = {
     "multidiscrete": lambda: IdentityEnvMultiDiscrete(3),
     "multibinary": lambda: IdentityEnvMultiBinary(3),
 }
+
+#: Action-space kinds (keys of ACTION_ENVS) of the algorithms that do not support all of them.
+ACTION_SPACES: dict[str, tuple[str, ...]] = {"d4pg": ("box",)}
+
+#: Algorithms without generalized State-Dependent Exploration (``use_sde``), like SB3's TD3.
+NO_SDE = {"d4pg"}
+
+
+def supports(algo: str, space: str) -> bool:
+    """Whether ``algo`` supports the action-space kind ``space`` (a key of ACTION_ENVS)."""
+    return space in ACTION_SPACES.get(algo, tuple(ACTION_ENVS))
+
+
+def env_id(algo: str) -> str:
+    """A small registered environment ``algo`` supports: CartPole-v1, or Pendulum-v1 for Box-only algorithms."""
+    return "CartPole-v1" if supports(algo, "discrete") else "Pendulum-v1"

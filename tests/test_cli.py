@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from algorithms import ALGO_NAMES
+from algorithms import ALGO_NAMES, env_id
 
 from sb3_natgrad import ALGOS
 from sb3_natgrad.zoo import hyperparams_dir, with_default_conf_file
@@ -33,16 +33,16 @@ def _saved_config(path: Path) -> dict:
     return dict(yaml.load(path.read_text(), Loader=yaml.UnsafeLoader))
 
 
-def _train_then_enjoy(algo: str, tmp_path: Path, *extra: str) -> None:
+def _train_then_enjoy(algo: str, tmp_path: Path, *extra: str, env: str = "CartPole-v1") -> None:
     train = _run(
-        "-m", "sb3_natgrad.train", "--algo", algo, "--env", "CartPole-v1", "-n", "1000", "-f", "logs",
+        "-m", "sb3_natgrad.train", "--algo", algo, "--env", env, "-n", "1000", "-f", "logs",
         "--seed", "0", "--num-threads", "1", *extra, cwd=tmp_path,
     )  # fmt: skip
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
-    model_file = tmp_path / "logs" / algo / "CartPole-v1_1" / "CartPole-v1.zip"
+    model_file = tmp_path / "logs" / algo / f"{env}_1" / f"{env}.zip"
     assert model_file.exists(), list((tmp_path / "logs").rglob("*"))
     enjoy = _run(
-        "-m", "sb3_natgrad.enjoy", "--algo", algo, "--env", "CartPole-v1", "-f", "logs", "-n", "300",
+        "-m", "sb3_natgrad.enjoy", "--algo", algo, "--env", env, "-f", "logs", "-n", "300",
         "--no-render", "--num-threads", "1", cwd=tmp_path,
     )  # fmt: skip
     assert enjoy.returncode == 0, enjoy.stdout[-3000:] + enjoy.stderr[-3000:]
@@ -58,7 +58,7 @@ def test_zoo_algorithm_through_plugin_cli(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_plugin_algorithm_train_enjoy(algo: str, tmp_path: Path) -> None:
-    _train_then_enjoy(algo, tmp_path)
+    _train_then_enjoy(algo, tmp_path, env=env_id(algo))
 
 
 def test_atari_entry_trains(tmp_path: Path) -> None:
@@ -75,20 +75,21 @@ def test_atari_entry_trains(tmp_path: Path) -> None:
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_explicit_conf_file_wins(algo: str, tmp_path: Path) -> None:
     conf = tmp_path / "my.yml"
-    conf.write_text(yaml.safe_dump({"CartPole-v1": {"policy": "MlpPolicy", "n_timesteps": 300, "n_envs": 1, "n_steps": 96}}))
+    env = env_id(algo)
+    conf.write_text(yaml.safe_dump({env: {"policy": "MlpPolicy", "n_timesteps": 300, "n_envs": 1, "n_steps": 96}}))
     train = _run(
-        "-m", "sb3_natgrad.train", "--algo", algo, "--env", "CartPole-v1", "-f", "logs", "--conf-file", str(conf),
+        "-m", "sb3_natgrad.train", "--algo", algo, "--env", env, "-f", "logs", "--conf-file", str(conf),
         "--num-threads", "1", cwd=tmp_path,
     )  # fmt: skip
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
-    saved = _saved_config(tmp_path / f"logs/{algo}/CartPole-v1_1/CartPole-v1/config.yml")
+    saved = _saved_config(tmp_path / f"logs/{algo}/{env}_1/{env}/config.yml")
     assert saved["n_steps"] == 96
 
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_optimize(algo: str, tmp_path: Path) -> None:
     opt = _run(
-        "-m", "sb3_natgrad.train", "--algo", algo, "--env", "CartPole-v1", "-f", "logs", "-optimize",
+        "-m", "sb3_natgrad.train", "--algo", algo, "--env", env_id(algo), "-f", "logs", "-optimize",
         "--n-trials", "2", "--n-jobs", "1", "-n", "600", "--sampler", "random", "--pruner", "none",
         "--n-evaluations", "1", "--eval-episodes", "2", "--seed", "0", "--num-threads", "1", cwd=tmp_path, timeout=600,
     )  # fmt: skip
@@ -124,7 +125,7 @@ def test_plugin_yaml_keys_are_constructor_arguments() -> None:
 
 def _zoo_keys() -> set[str]:
     return {"n_timesteps", "n_envs", "policy", "normalize", "env_wrapper", "frame_stack", "callback",
-            "vec_env_wrapper", "normalize_kwargs", "policy_kwargs", "env_kwargs"}  # fmt: skip
+            "vec_env_wrapper", "normalize_kwargs", "policy_kwargs", "env_kwargs", "noise_type", "noise_std"}  # fmt: skip
 
 
 def _accepts(cls: type, name: str) -> bool:

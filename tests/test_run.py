@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from algorithms import ACTION_ENVS, ALGO_NAMES, make_model
+from algorithms import ACTION_ENVS, ALGO_NAMES, NO_SDE, env_id, make_model, supports
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import (
@@ -16,8 +16,7 @@ from stable_baselines3.common.envs import (
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 
-@pytest.mark.parametrize("algo", ALGO_NAMES)
-@pytest.mark.parametrize("space", list(ACTION_ENVS))
+@pytest.mark.parametrize(("algo", "space"), [(a, s) for a in ALGO_NAMES for s in ACTION_ENVS if supports(a, s)])
 def test_action_spaces(algo: str, space: str) -> None:
     env = ACTION_ENVS[space]()
     model = make_model(algo, env)
@@ -26,7 +25,7 @@ def test_action_spaces(algo: str, space: str) -> None:
     assert env.action_space.contains(np.asarray(action, dtype=env.action_space.dtype))
 
 
-@pytest.mark.parametrize("algo", ALGO_NAMES)
+@pytest.mark.parametrize("algo", [a for a in ALGO_NAMES if a not in NO_SDE])
 def test_gsde(algo: str) -> None:
     model = make_model(algo, IdentityEnvBox(-1.0, 1.0, ep_length=32), use_sde=True, sde_sample_freq=4)
     model.learn(128)
@@ -35,14 +34,15 @@ def test_gsde(algo: str) -> None:
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_image_observations(algo: str) -> None:
-    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
+    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=supports(algo, "discrete"))
     model = make_model(algo, env, policy="CnnPolicy", policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=16)))
     model.learn(64)
 
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_dict_observations(algo: str) -> None:
-    model = make_model(algo, SimpleMultiObsEnv(random_start=True), policy="MultiInputPolicy")
+    env = SimpleMultiObsEnv(random_start=True, discrete_actions=supports(algo, "discrete"))
+    model = make_model(algo, env, policy="MultiInputPolicy")
     model.learn(64)
 
 
@@ -78,10 +78,10 @@ class _CountingCallback(BaseCallback):
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_callbacks(algo: str, tmp_path) -> None:
-    env = DummyVecEnv([lambda: gym.make("CartPole-v1")])
+    env = DummyVecEnv([lambda: gym.make(env_id(algo))])
     model = make_model(algo, env)
     counter = _CountingCallback()
-    eval_cb = EvalCallback(gym.make("CartPole-v1"), eval_freq=64, n_eval_episodes=2, log_path=str(tmp_path), warn=False)
+    eval_cb = EvalCallback(gym.make(env_id(algo)), eval_freq=64, n_eval_episodes=2, log_path=str(tmp_path), warn=False)
     model.learn(256, callback=[counter, eval_cb])
     assert counter.started and counter.ended
     assert counter.n_steps == model.num_timesteps
@@ -100,7 +100,7 @@ class _StopAfter(BaseCallback):
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_callback_can_stop_training(algo: str) -> None:
-    model = make_model(algo, "CartPole-v1")
+    model = make_model(algo, env_id(algo))
     model.learn(10_000, callback=_StopAfter(20))
     assert model.num_timesteps <= 64
 
@@ -117,6 +117,6 @@ def test_unsupported_action_space(algo: str) -> None:
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_tensorboard_logging(algo: str, tmp_path) -> None:
-    model = make_model(algo, "CartPole-v1", tensorboard_log=str(tmp_path), verbose=0)
+    model = make_model(algo, env_id(algo), tensorboard_log=str(tmp_path), verbose=0)
     model.learn(128)
     assert any(tmp_path.rglob("events.out.tfevents.*"))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch as th
-from algorithms import ALGO_NAMES, make_model
+from algorithms import ALGO_NAMES, env_id, make_model, supports
 from stable_baselines3.common.envs import IdentityEnv, IdentityEnvBox
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_natgrad import ALGOS
 
@@ -21,10 +22,12 @@ def _state_equal(a: object, b: object) -> bool:
     return a == b
 
 
-@pytest.mark.parametrize("algo", ALGO_NAMES)
-@pytest.mark.parametrize("env_fn", [lambda: IdentityEnv(4), lambda: IdentityEnvBox(-1.0, 1.0, ep_length=32)])
-def test_save_load_predictions(algo: str, env_fn, tmp_path) -> None:
-    env = env_fn()
+_ENVS = {"discrete": lambda: IdentityEnv(4), "box": lambda: IdentityEnvBox(-1.0, 1.0, ep_length=32)}
+
+
+@pytest.mark.parametrize(("algo", "space"), [(a, s) for a in ALGO_NAMES for s in _ENVS if supports(a, s)])
+def test_save_load_predictions(algo: str, space: str, tmp_path) -> None:
+    env = _ENVS[space]()
     model = make_model(algo, env)
     model.learn(192)
     obs = np.stack([env.observation_space.sample() for _ in range(16)])
@@ -42,11 +45,11 @@ def test_save_load_predictions(algo: str, env_fn, tmp_path) -> None:
     loaded.learn(64, reset_num_timesteps=False)
 
 
-def _continue(model, steps: int) -> dict:
+def _continue(model, steps: int, env_id: str) -> dict:
     """Continue training from a fixed RNG and env state, so two runs differ only by the model state."""
     from stable_baselines3.common.env_util import make_vec_env
 
-    env = make_vec_env("CartPole-v1", n_envs=1, seed=7)
+    env = make_vec_env(env_id, n_envs=1, seed=7)
     model.set_env(env)
     model.set_random_seed(3)
     model._last_obs = None  # reset the new env at the start of learn()
@@ -56,14 +59,21 @@ def _continue(model, steps: int) -> dict:
 
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 def test_resume_identically(algo: str, tmp_path) -> None:
-    """Training after save/load continues exactly like training without interruption.
+    """Training after save/load (and, off-policy, save/load of the replay buffer) continues exactly like
+    training without interruption.
 
     Fails if any state that influences training (optimizer moments, K-FAC factors, step counters,
     schedules' progress) is not saved.
     """
-    model = make_model(algo, "CartPole-v1")
+    model = make_model(algo, env_id(algo))
     model.learn(128)
     model.save(tmp_path / "model.zip")
-    uninterrupted = _continue(model, 128)
-    resumed = _continue(ALGOS[algo].load(tmp_path / "model.zip"), 128)
+    off_policy = isinstance(model, OffPolicyAlgorithm)
+    if off_policy:  # the replay buffer is saved separately
+        model.save_replay_buffer(tmp_path / "buffer.pkl")
+    loaded = ALGOS[algo].load(tmp_path / "model.zip")
+    if off_policy:
+        loaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    uninterrupted = _continue(model, 128, env_id(algo))
+    resumed = _continue(loaded, 128, env_id(algo))
     assert _state_equal(uninterrupted, resumed)
