@@ -5,6 +5,7 @@ from pathlib import Path
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_natgrad.acktr import ACKTR
+from sb3_natgrad.d4pg import D4PG
 from sb3_natgrad.trpo import TRPO
 
 __version__ = (Path(__file__).parent / "version.txt").read_text().strip()
@@ -12,7 +13,8 @@ __version__ = (Path(__file__).parent / "version.txt").read_text().strip()
 #: rl-zoo key -> algorithm class, for every algorithm this plugin provides.
 ALGOS: dict[str, type[BaseAlgorithm]] = {
     "acktr": ACKTR,
+    "d4pg": D4PG,
     "trpo": TRPO,
 }
 
-__all__ = ["ACKTR", "ALGOS", "TRPO", "__version__"]
+__all__ = ["ACKTR", "ALGOS", "D4PG", "TRPO", "__version__"]

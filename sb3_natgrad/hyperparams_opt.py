@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
-from rl_zoo3.hyperparams_opt import convert_onpolicy_params
+from rl_zoo3.hyperparams_opt import convert_offpolicy_params, convert_onpolicy_params
+from rl_zoo3.hyperparams_opt import sample_td3_params as zoo_sample_td3_params
 from rl_zoo3.hyperparams_opt import sample_trpo_params as zoo_sample_trpo_params
 
 
@@ -44,12 +45,26 @@ def sample_acktr_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
     return convert_onpolicy_params(sampled)
 
 
+def sample_d4pg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """rl-zoo3's TD3 search space (D4PG keeps TD3's actor, noise and targets) plus D4PG's N and critic.
+
+    The categorical support (``v_min``, ``v_max``) is not sampled: it follows the environment's return scale
+    and comes from hyperparams/d4pg.yml.
+    """
+    hyperparams = zoo_sample_td3_params(trial, n_actions, n_envs, additional_args)
+    hyperparams["n_steps"] = trial.suggest_categorical("n_steps", [1, 3, 5])
+    hyperparams["critic"] = trial.suggest_categorical("critic", ["categorical", "quantile"])
+    return hyperparams
+
+
 HYPERPARAMS_SAMPLER: dict[str, Callable[..., dict[str, Any]]] = {
     "trpo": sample_trpo_params,
     "acktr": sample_acktr_params,
+    "d4pg": sample_d4pg_params,
 }
 # The plugin's options are plain keyword arguments: the zoo's converter passes them through.
 HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "trpo": convert_onpolicy_params,
     "acktr": convert_onpolicy_params,
+    "d4pg": convert_offpolicy_params,
 }

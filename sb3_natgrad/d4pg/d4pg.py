@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
@@ -195,7 +196,8 @@ class D4PG(OffPolicyAlgorithm):
             supported_action_spaces=None,  # checked below, with a ValueError naming the space
             support_multi_env=True,
         )
-        if self.action_space is not None and not isinstance(self.action_space, spaces.Box):
+        action_space = getattr(self, "action_space", None)  # unset while load() builds the model without env
+        if action_space is not None and not isinstance(action_space, spaces.Box):
             raise ValueError(f"{owner} supports only Box action spaces, got {self.action_space}")
 
         self.policy_delay = policy_delay
@@ -218,7 +220,12 @@ class D4PG(OffPolicyAlgorithm):
             self._setup_model()
 
     def _setup_model(self) -> None:
-        super()._setup_model()
+        with warnings.catch_warnings():
+            if self.replay_buffer_kwargs.get("n_steps") == self.n_steps:
+                # The buffer (chosen here or restored by load()) already does our n_steps: SB3's warning that
+                # n_steps is ignored for a custom replay_buffer_class does not apply.
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
+            super()._setup_model()
         self._create_aliases()
         # The categorical critic's fixed support z, [K] (rebuilt from v_min, v_max after loading).
         self.atoms = categorical_support(self.v_min, self.v_max, self.n_atoms, device=self.device)
