@@ -242,7 +242,26 @@ class D4PG(OffPolicyAlgorithm):
         self.critic_target = self.policy.critic_target
 
     # ------------------------------------------------------------------ CRITIC LOSSES
-    def _categorical_loss(self, data: ReplayBufferSamples, bootstrap: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    def _critic_loss(self, data: ReplayBufferSamples) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor | None]:
+        """The critic's loss on a batch: the per-sample losses averaged, weighted by prioritized replay's
+        importance weights when the samples carry them.
+
+        :return: the loss, the per-sample losses ``[B]`` (detached: the new priorities), the mean Q of the
+            replayed actions, and (categorical critic) the clipped target mass, else None.
+        """
+        # N-step discount gamma^k (k < N where the episode ended early), 0 after a termination.
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        bootstrap = (1.0 - data.dones) * discounts  # [B, 1]
+        clipped_mass = None
+        if self.critic_type == "categorical":
+            losses, mean_q, clipped_mass = self._categorical_losses(data, bootstrap)
+        else:
+            losses, mean_q = self._quantile_losses(data, bootstrap)
+        weights = getattr(data, "weights", None)  # importance weights of prioritized replay, [B, 1]
+        loss = (weights.squeeze(1) * losses).mean() if weights is not None else losses.mean()
+        return loss, losses.detach(), mean_q, clipped_mass
+
+    def _categorical_losses(self, data: ReplayBufferSamples, bootstrap: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """Per-sample cross-entropy to the projected N-step target ``[B]``, mean Q, clipped target mass."""
         with th.no_grad():
             next_actions = self.actor_target(data.next_observations)  # [B, A]
@@ -256,7 +275,7 @@ class D4PG(OffPolicyAlgorithm):
             mean_q = (logits.softmax(dim=1) @ self.atoms).mean()
         return losses, mean_q, clipped_mass.mean()
 
-    def _quantile_loss(self, data: ReplayBufferSamples, bootstrap: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def _quantile_losses(self, data: ReplayBufferSamples, bootstrap: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """Per-sample quantile Huber loss to the truncated N-step target ``[B]``, and mean Q."""
         with th.no_grad():
             next_actions = self.actor_target(data.next_observations)  # [B, A]
@@ -286,25 +305,18 @@ class D4PG(OffPolicyAlgorithm):
         for _ in range(gradient_steps):
             self._n_updates += 1
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            # N-step discount gamma^k (k < N where the episode ended early), 0 after a termination.
-            discounts = data.discounts if data.discounts is not None else self.gamma
-            bootstrap = (1.0 - data.dones) * discounts  # [B, 1]
 
             # CRITIC
-            if self.critic_type == "categorical":
-                losses, mean_q, clipped_mass = self._categorical_loss(data, bootstrap)
-                clipped_masses.append(clipped_mass)
-            else:
-                losses, mean_q = self._quantile_loss(data, bootstrap)
-            weights = getattr(data, "weights", None)  # importance weights [B, 1] of prioritized replay
-            critic_loss = (weights.squeeze(1) * losses).mean() if weights is not None else losses.mean()
+            critic_loss, losses, mean_q, clipped_mass = self._critic_loss(data)
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
             self.critic.optimizer.step()
             critic_losses.append(critic_loss.detach())
             mean_qs.append(mean_q)
+            if clipped_mass is not None:
+                clipped_masses.append(clipped_mass)
             if self.prioritized_replay:
-                self._update_priorities(data, losses.detach())
+                self._update_priorities(data, losses)
 
             # ACTOR (and targets), every policy_delay critic updates
             if self._n_updates % self.policy_delay == 0:
