@@ -2,7 +2,8 @@
 
 For each env and algorithm (records of one profile; a run key present twice counts once, the last line):
 
-- final return: mean and standard deviation (``ddof=0``) over seeds of each seed's final evaluation mean;
+- final return: mean and standard deviation (``ddof=0``) over seeds of each seed's final evaluation mean, and
+  their interquartile mean (IQM) with a 95% stratified bootstrap confidence interval (:mod:`benchmarks.stats`);
 - steps/s: median over seeds of ``learn()`` steps per second, evaluation time excluded;
 - time ratio: median over seeds present for both of (candidate ``learn()`` time / reference ``learn()`` time),
   evaluation time excluded;
@@ -10,8 +11,9 @@ For each env and algorithm (records of one profile; a run key present twice coun
   interpolated onto a common grid) reaches the reference's final mean return, and its ratio to the same
   timestep of the reference's own mean curve (< 1: the candidate gets there with fewer samples).
 
-Plots: ``<env>.png``, mean +/- std over seeds of the learning curve of each algorithm, the reference's
-final mean as a dashed line. The report reads only the JSONL, so it can be regenerated anywhere.
+Plots: ``<env>.png``, IQM over seeds of the learning curve of each algorithm with its 95% bootstrap interval as a
+band, the reference's final mean as a dashed line. The report reads only the JSONL, so it can be regenerated
+anywhere; rows whose label the suite no longer has are marked *historical*.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import read_records
-from benchmarks.spec import REFERENCE, record_key
+from benchmarks.spec import REFERENCE, Suite, record_key
+from benchmarks.stats import iqm_with_ci
 
 #: Relative tolerance when comparing a curve with a target return (the reference's curve ends exactly there).
 _REACH_RTOL = 1e-9
@@ -48,8 +51,8 @@ def group_by_env(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, list[
     }
 
 
-def mean_curve(runs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and std over seeds of the learning curves, on the timesteps of the first seed.
+def curves_on_grid(runs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Learning curves of the seeds on the timesteps of the first seed, ``(grid, [n_seeds, len(grid)])``.
 
     Seeds are linearly interpolated onto that grid, cut where the shortest curve ends.
     """
@@ -58,6 +61,12 @@ def mean_curve(runs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, 
     values = np.stack(
         [np.interp(grid, np.asarray(r["curve"]["timesteps"], float), np.asarray(r["curve"]["mean"], float)) for r in runs]
     )
+    return grid, values
+
+
+def mean_curve(runs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std over seeds of the learning curves (:func:`curves_on_grid`)."""
+    grid, values = curves_on_grid(runs)
     return grid, values.mean(axis=0), values.std(axis=0)
 
 
@@ -79,10 +88,14 @@ class Row:
     n_timesteps: int
     final_mean: float
     final_std: float
+    final_iqm: float
+    final_iqm_low: float
+    final_iqm_high: float
     steps_per_s: float
     time_ratio: float | None
     reach_timestep: float | None
     reach_ratio: float | None
+    historical: bool = False
 
 
 def _reference_label(env_id: str, labels: dict[str, list[dict[str, Any]]]) -> str | None:
@@ -99,8 +112,12 @@ def _time_ratio(runs: Sequence[dict[str, Any]], ref_runs: Sequence[dict[str, Any
     return float(np.median(ratios)) if ratios else None
 
 
-def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
-    """Table rows (reference first within each env) from the records of one profile."""
+def summarize(records: Iterable[dict[str, Any]], current: set[tuple[str, str]] | None = None) -> list[Row]:
+    """Table rows (reference first within each env) from the records of one profile.
+
+    :param current: ``(env_id, label)`` pairs the suite has now; rows of other labels are marked historical
+        (None: no row is).
+    """
     rows: list[Row] = []
     for env_id, labels in group_by_env(records).items():
         ref_label = _reference_label(env_id, labels)
@@ -114,6 +131,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
         for label in ordered:
             runs = labels[label]
             finals = np.array([r["final"]["mean"] for r in runs])
+            final_iqm = iqm_with_ci(finals)
             reach = ratio = None
             if target is not None:
                 t, mean, _ = mean_curve(runs)
@@ -129,10 +147,14 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
                     n_timesteps=int(runs[0]["n_timesteps"]),
                     final_mean=float(finals.mean()),
                     final_std=float(finals.std()),
+                    final_iqm=float(final_iqm.iqm),
+                    final_iqm_low=float(final_iqm.low),
+                    final_iqm_high=float(final_iqm.high),
                     steps_per_s=float(np.median([r["steps_per_s"] for r in runs])),
                     time_ratio=_time_ratio(runs, ref_runs) if ref_runs else None,
                     reach_timestep=reach,
                     reach_ratio=ratio,
+                    historical=current is not None and (env_id, label) not in current,
                 )
             )
     return rows
@@ -144,7 +166,7 @@ def env_file_name(env_id: str) -> str:
 
 
 def plot_env(env_id: str, labels: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
-    """Learning curves of one env (mean +/- std over seeds) as a PNG, with the Agg backend."""
+    """Learning curves of one env (IQM over seeds, 95% bootstrap CI as a band) as a PNG, with the Agg backend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -153,10 +175,11 @@ def plot_env(env_id: str, labels: dict[str, list[dict[str, Any]]], path: Path, t
     axes = figure.add_subplot()
     ref_label = _reference_label(env_id, labels)
     for label, runs in sorted(labels.items(), key=lambda item: (item[0] != ref_label, item[0])):
-        t, mean, std = mean_curve(runs)
+        t, values = curves_on_grid(runs)
+        curve = iqm_with_ci(values)
         name = f"{label} ({'reference' if label == ref_label else 'candidate'}, {len(runs)} seeds)"
-        (line,) = axes.plot(t, mean, label=name, linewidth=2 if label == ref_label else 1.5)
-        axes.fill_between(t, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+        (line,) = axes.plot(t, curve.iqm, label=name, linewidth=2 if label == ref_label else 1.5)
+        axes.fill_between(t, curve.low, curve.high, color=line.get_color(), alpha=0.2, linewidth=0)
         if label == ref_label:
             final = float(np.mean([r["final"]["mean"] for r in runs]))
             axes.axhline(
@@ -164,7 +187,7 @@ def plot_env(env_id: str, labels: dict[str, list[dict[str, Any]]], path: Path, t
             )
     axes.set_title(title)
     axes.set_xlabel("environment steps")
-    axes.set_ylabel("mean evaluation return (deterministic)")
+    axes.set_ylabel("evaluation return: IQM over seeds, 95% CI band")
     axes.grid(alpha=0.3)
     axes.legend(loc="best", fontsize="small")
     figure.savefig(path, dpi=110)
@@ -184,16 +207,20 @@ def _unique(records: Sequence[dict[str, Any]], getter: Any) -> str:
 
 
 _SUMMARY_HEADER = (
-    "| Env | Algorithm | Role | Budget | Seeds | Final return (mean ± std over seeds) | Steps/s "
-    "| learn() time ratio vs ref. | Steps to reach ref. final return | Sample-efficiency ratio vs ref. |\n"
-    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    "| Env | Algorithm | Role | Budget | Seeds | Final return (mean ± std over seeds) | Final return IQM [95% CI] "
+    "| Steps/s | learn() time ratio vs ref. | Steps to reach ref. final return | Sample-efficiency ratio vs ref. |\n"
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 _DEFINITIONS = [
     "- Final return: each seed's mean over its final deterministic evaluation episodes, then mean ± std (ddof=0) over seeds.",
+    "- IQM: interquartile mean over seeds (rliable's `aggregate_iqm`: int(n/4) seeds cut at each end, so with fewer than "
+    "4 seeds it is the mean), with a 95% percentile bootstrap interval over seeds (2000 resamples, seeded; "
+    "Agarwal et al. 2021). The learning-curve plots show the same IQM and interval per evaluation point.",
     "- Steps/s and learn() time exclude the periodic evaluations; the time ratio is the median over seeds of "
     "candidate / reference for the same seed (< 1: candidate faster).",
     "- Steps to reach: first timestep at which the mean-over-seeds learning curve reaches the reference's final "
     "mean return; the ratio divides it by the reference's own (< 1: candidate more sample-efficient).",
+    "- *historical*: an algorithm label the suite no longer has; its runs are kept as a record of an earlier configuration.",
 ]
 _RUNS_HEADER = (
     "| Env | Algorithm | Seed | Final return (mean ± std over episodes) | learn() s | eval s | Steps/s "
@@ -203,9 +230,12 @@ _RUNS_HEADER = (
 
 
 def _summary_line(row: Row) -> str:
+    role = f"{row.role}, *historical*" if row.historical else row.role
     return (
-        f"| {row.env_id} | {row.label} (`{row.algo}`) | {row.role} | {row.n_timesteps:,} | {row.n_seeds} "
-        f"| {row.final_mean:.1f} ± {row.final_std:.1f} | {row.steps_per_s:,.0f} | {_fmt_ratio(row.time_ratio)} "
+        f"| {row.env_id} | {row.label} (`{row.algo}`) | {role} | {row.n_timesteps:,} | {row.n_seeds} "
+        f"| {row.final_mean:.1f} ± {row.final_std:.1f} "
+        f"| {row.final_iqm:.1f} [{row.final_iqm_low:.1f}, {row.final_iqm_high:.1f}] "
+        f"| {row.steps_per_s:,.0f} | {_fmt_ratio(row.time_ratio)} "
         f"| {_fmt_steps(row.reach_timestep, row.n_timesteps)} | {_fmt_ratio(row.reach_ratio)} |"
     )
 
@@ -241,7 +271,7 @@ def render_markdown(
     lines = [
         f"# Benchmark `{suite}` — profile `{profile}`",
         "",
-        "Generated by `python -m benchmarks.run` from `results.jsonl` (do not edit by hand).",
+        "Generated by `python -m benchmarks returns --report-only` from `results.jsonl` (do not edit by hand).",
         "",
         _SUMMARY_HEADER,
         *map(_summary_line, rows),
@@ -264,22 +294,24 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_report(out_dir: Path, profile: str, suite: str | None = None) -> Path | None:
+def write_report(out_dir: Path, profile: str, suite: Suite | None = None) -> Path | None:
     """Write ``results.md`` and one PNG per env from ``out_dir/results.jsonl``; returns the markdown path.
 
-    Returns None (and writes nothing) when the file has no record of ``profile``.
+    :param suite: the suite as it is now, to mark the labels it no longer has as historical (None: none marked).
+    :return: None (and nothing written) when the file has no record of ``profile``.
     """
     records = latest_records(read_records(out_dir / "results.jsonl"), profile)
     if not records:
         return None
-    suite = suite or records[0]["suite"]
-    rows = summarize(records)
+    current = {(entry.env_id, algo.label) for entry in suite.entries for algo in entry.algos} if suite else None
+    name = suite.name if suite else records[0]["suite"]
+    rows = summarize(records, current)
     plots: dict[str, str] = {}
     for env_id, labels in group_by_env(records).items():
-        name = env_file_name(env_id)
+        file_name = env_file_name(env_id)
         budget = int(next(iter(labels.values()))[0]["n_timesteps"])
-        plot_env(env_id, labels, out_dir / name, title=f"{env_id} — {suite} ({profile}, {budget:,} steps)")
-        plots[env_id] = name
+        plot_env(env_id, labels, out_dir / file_name, title=f"{env_id} — {name} ({profile}, {budget:,} steps)")
+        plots[env_id] = file_name
     path = out_dir / "results.md"
-    path.write_text(render_markdown(rows, records, suite, profile, plots))
+    path.write_text(render_markdown(rows, records, name, profile, plots))
     return path

@@ -271,12 +271,8 @@ ACKTR = Suite(
 # --------------------------------------------------------------------------------------------------
 def _acktr_paper_algos(zoo_key: str) -> tuple[Algo, list[Algo]]:
     reference = Algo("TRPO (sb3-contrib)", "sb3_contrib:TRPO", zoo="trpo", zoo_keys=(zoo_key,))
-    # stats_warmup: with statistics every 10 updates the YAML's factors stay mostly those of the first batch, and
-    # K-FAC's per-layer Fisher was 11-25x below the exact one on Hopper and Walker2d (docs/benchmarks/acktr/kl_accuracy.md)
-    return reference, [
-        Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr"),
-        Algo("ACKTR stats_warmup", "sb3_natgrad:ACKTR", zoo="acktr", kwargs={"stats_warmup": True}),
-    ]
+    # The runs of an "ACKTR stats_warmup" variant stay in results.jsonl as history (docs/benchmarks/findings.md).
+    return reference, [Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr")]
 
 
 ACKTR_PAPER = _mujoco_pair_suite(
@@ -342,7 +338,7 @@ ACKTR_SPEED = _mujoco_pair_suite(
 )
 
 
-#: Every suite by name (``python -m benchmarks.run --suite NAME``).
+#: Every suite by name (``python -m benchmarks returns --suite NAME``).
 SUITES: dict[str, Suite] = {
     suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED)
 }
