@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 from sb3_contrib.common.utils import quantile_huber_loss
-from stable_baselines3.common.envs import IdentityEnv, IdentityEnvBox, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
+from stable_baselines3.common.envs import (
+    IdentityEnv,
+    IdentityEnvBox,
+    IdentityEnvMultiBinary,
+    IdentityEnvMultiDiscrete,
+    SimpleMultiObsEnv,
+)
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_natgrad import D4PG
+from sb3_natgrad.common.prioritized_replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from sb3_natgrad.d4pg.distributional import (
     categorical_cross_entropy,
     categorical_projection,
@@ -160,17 +167,6 @@ def test_quantile_huber_per_sample_matches_brute_force_and_contrib() -> None:
 
 
 # ------------------------------------------------------------------ THE ALGORITHM'S LOSS
-class WeightedSamples(NamedTuple):  # the fields prioritized replay adds
-    observations: th.Tensor
-    actions: th.Tensor
-    next_observations: th.Tensor
-    dones: th.Tensor
-    rewards: th.Tensor
-    discounts: th.Tensor
-    weights: th.Tensor
-    indices: np.ndarray
-
-
 def _batch(model: D4PG, batch_size: int = 6, weights: th.Tensor | None = None) -> ReplayBufferSamples:
     gen = th.Generator().manual_seed(3)
     obs_dim, act_dim = model.observation_space.shape[0], model.action_space.shape[0]  # type: ignore[index]
@@ -185,7 +181,7 @@ def _batch(model: D4PG, batch_size: int = 6, weights: th.Tensor | None = None) -
     if weights is None:
         return data
 
-    return WeightedSamples(**data._asdict(), weights=weights, indices=np.arange(batch_size))  # type: ignore[return-value]
+    return PrioritizedReplayBufferSamples(**data._asdict(), weights=weights, indices=np.arange(batch_size))  # type: ignore[return-value]
 
 
 def _brute_categorical_losses(model: D4PG, data: ReplayBufferSamples) -> list[float]:
@@ -212,26 +208,41 @@ def test_categorical_critic_loss_is_importance_weighted() -> None:
 
 
 def test_priorities_are_the_per_sample_losses() -> None:
-    """train() hands the batch's indices and per-sample critic losses (before the step) to the buffer."""
-    model = D4PG("MlpPolicy", "Pendulum-v1", v_min=-5.0, v_max=5.0, seed=0, **TINY)
-    model.set_logger(configure(None, [""]))
-    model.prioritized_replay = True  # exercised here with a stub buffer; the real buffer is tested with learn()
+    """train() hands the batch's indices and per-sample critic losses (before the step) to the shared buffer."""
+    model = D4PG("MlpPolicy", "Pendulum-v1", v_min=-5.0, v_max=5.0, prioritized_replay=True, seed=0, **TINY)
+    assert isinstance(model.replay_buffer, PrioritizedReplayBuffer)
+    model.learn(32)  # fills the buffer up to learning_starts, no gradient step yet
     data = _batch(model, weights=th.linspace(0.1, 1.0, 6).unsqueeze(1))
     brute = _brute_categorical_losses(model, data)
-    updates: list[tuple[np.ndarray, np.ndarray]] = []
-
-    class StubBuffer:
-        def sample(self, batch_size: int, env: object = None) -> ReplayBufferSamples:
-            return data
-
-        def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
-            updates.append((indices, priorities))
-
-    model.replay_buffer = StubBuffer()  # type: ignore[assignment]
+    buffer = model.replay_buffer
+    buffer.sample = lambda batch_size, env=None: data  # type: ignore[method-assign,assignment,return-value]
     model.train(gradient_steps=1, batch_size=6)
-    assert len(updates) == 1
-    np.testing.assert_array_equal(updates[0][0], np.arange(6))
-    np.testing.assert_allclose(updates[0][1], brute, rtol=1e-5)
+    stored = buffer.tree[np.arange(6)]  # (loss + eps) ** alpha
+    np.testing.assert_allclose(stored, (np.array(brute) + model.per_eps) ** model.per_alpha, rtol=1e-5)
+
+
+def test_prioritized_replay_end_to_end() -> None:
+    """learn() with PER: beta annealed to per_beta_final, priorities no longer all the initial one, finite weights."""
+    model = D4PG("MlpPolicy", "Pendulum-v1", prioritized_replay=True, per_beta=0.3, per_beta_final=0.9, seed=0, **TINY)
+    model.learn(300)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, PrioritizedReplayBuffer)
+    assert buffer.beta == pytest.approx(0.3 + (0.9 - 0.3) * (1 - model._current_progress_remaining), abs=1e-6)
+    assert buffer.beta > 0.85
+    priorities = buffer.tree[np.arange(model.num_timesteps)]
+    assert np.isfinite(priorities).all() and len(np.unique(priorities)) > 100
+    assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+
+
+@pytest.mark.parametrize("prioritized_replay", [False, True])
+def test_dict_observations_with_n_step_returns(prioritized_replay: bool) -> None:
+    env = SimpleMultiObsEnv(random_start=True, discrete_actions=False)
+    model = D4PG("MultiInputPolicy", env, prioritized_replay=prioritized_replay, seed=0, **{**TINY, "n_steps": 4})
+    assert model.replay_buffer is not None and model.replay_buffer.n_steps == 4  # type: ignore[attr-defined]
+    before = copy.deepcopy(model.critic.state_dict())
+    model.learn(100)
+    assert any(not th.equal(before[k], v) for k, v in model.critic.state_dict().items())
+    assert model.replay_buffer.sample(8).discounts is not None
 
 
 def test_actor_maximises_expected_value_of_the_distribution() -> None:
@@ -263,6 +274,8 @@ def test_actor_maximises_expected_value_of_the_distribution() -> None:
         (dict(tau=0.0), "tau must be a finite number > 0.0 and <= 1.0, got 0.0"),
         (dict(gamma=1.5), "gamma must be a finite number >= 0.0 and <= 1.0, got 1.5"),
         (dict(prioritized_replay="yes"), "prioritized_replay must be a bool, got 'yes'"),
+        (dict(per_alpha=-0.1), "per_alpha must be a finite number >= 0.0, got -0.1"),
+        (dict(per_beta_final=1.5), "per_beta_final must be a finite number >= 0.0 and <= 1.0, got 1.5"),
         (dict(policy_kwargs=dict(n_critics=3)), "policy_kwargs must not set 'n_critics'"),
     ],
 )

@@ -11,10 +11,18 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from stable_baselines3.td3.policies import Actor
 
+from sb3_natgrad.common.off_policy import (
+    AnySamples,
+    anneal_per_beta,
+    importance_weighted_mean,
+    per_beta_schedule,
+    replay_buffer_for,
+    update_priorities,
+)
 from sb3_natgrad.common.validation import check_bool, check_choice, check_int, check_number, check_rate
 from sb3_natgrad.d4pg.distributional import (
     categorical_cross_entropy,
@@ -163,6 +171,7 @@ class D4PG(OffPolicyAlgorithm):
             check_choice(owner, "n_critics (categorical critic)", n_critics, (None, 1))
         check_int(owner, "n_critics", n_critics, allow_none=True)
         check_bool(owner, "prioritized_replay", prioritized_replay)
+        beta_schedule = per_beta_schedule(owner, per_beta, per_beta_final)  # validates both
         policy_kwargs = dict(policy_kwargs or {})
         for key in ("n_critics", "n_outputs"):
             if key in policy_kwargs:
@@ -185,7 +194,7 @@ class D4PG(OffPolicyAlgorithm):
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps,
+            n_steps=1,  # the replay buffer computes the N-step returns (sb3_natgrad.common.off_policy)
             policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
@@ -200,6 +209,21 @@ class D4PG(OffPolicyAlgorithm):
         if action_space is not None and not isinstance(action_space, spaces.Box):
             raise ValueError(f"{owner} supports only Box action spaces, got {self.action_space}")
 
+        if getattr(self, "observation_space", None) is not None:  # load() restores the buffer choice instead
+            self.replay_buffer_class, self.replay_buffer_kwargs = replay_buffer_for(
+                owner,
+                self.observation_space,
+                n_steps=n_steps,
+                gamma=gamma,
+                prioritized_replay=prioritized_replay,
+                per_alpha=per_alpha,
+                per_beta=per_beta,
+                per_eps=per_eps,
+                replay_buffer_class=replay_buffer_class,
+                replay_buffer_kwargs=replay_buffer_kwargs,
+            )
+        self.n_steps = n_steps
+        self.per_beta_schedule = beta_schedule
         self.policy_delay = policy_delay
         self.critic_type = critic
         self.n_atoms = n_atoms
@@ -222,8 +246,8 @@ class D4PG(OffPolicyAlgorithm):
     def _setup_model(self) -> None:
         with warnings.catch_warnings():
             if self.replay_buffer_kwargs.get("n_steps") == self.n_steps:
-                # The buffer (chosen here or restored by load()) already does our n_steps: SB3's warning that
-                # n_steps is ignored for a custom replay_buffer_class does not apply.
+                # The buffer computes our N-step returns (replay_buffer_for): SB3's warning that n_steps is ignored
+                # for a custom replay_buffer_class (self.n_steps is the user's N, not SB3's) does not apply.
                 warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
             super()._setup_model()
         self._create_aliases()
@@ -242,7 +266,7 @@ class D4PG(OffPolicyAlgorithm):
         self.critic_target = self.policy.critic_target
 
     # ------------------------------------------------------------------ CRITIC LOSSES
-    def _critic_loss(self, data: ReplayBufferSamples) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor | None]:
+    def _critic_loss(self, data: AnySamples) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor | None]:
         """The critic's loss on a batch: the per-sample losses averaged, weighted by prioritized replay's
         importance weights when the samples carry them.
 
@@ -257,11 +281,9 @@ class D4PG(OffPolicyAlgorithm):
             losses, mean_q, clipped_mass = self._categorical_losses(data, bootstrap)
         else:
             losses, mean_q = self._quantile_losses(data, bootstrap)
-        weights = getattr(data, "weights", None)  # importance weights of prioritized replay, [B, 1]
-        loss = (weights.squeeze(1) * losses).mean() if weights is not None else losses.mean()
-        return loss, losses.detach(), mean_q, clipped_mass
+        return importance_weighted_mean(losses, data), losses.detach(), mean_q, clipped_mass
 
-    def _categorical_losses(self, data: ReplayBufferSamples, bootstrap: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    def _categorical_losses(self, data: AnySamples, bootstrap: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """Per-sample cross-entropy to the projected N-step target ``[B]``, mean Q, clipped target mass."""
         with th.no_grad():
             next_actions = self.actor_target(data.next_observations)  # [B, A]
@@ -275,7 +297,7 @@ class D4PG(OffPolicyAlgorithm):
             mean_q = (logits.softmax(dim=1) @ self.atoms).mean()
         return losses, mean_q, clipped_mass.mean()
 
-    def _quantile_losses(self, data: ReplayBufferSamples, bootstrap: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def _quantile_losses(self, data: AnySamples, bootstrap: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """Per-sample quantile Huber loss to the truncated N-step target ``[B]``, and mean Q."""
         with th.no_grad():
             next_actions = self.actor_target(data.next_observations)  # [B, A]
@@ -296,6 +318,7 @@ class D4PG(OffPolicyAlgorithm):
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        anneal_per_beta(self.replay_buffer, self.per_beta_schedule, self._current_progress_remaining)
 
         # Logged values stay on the device until the end of train(): one synchronisation, not one per step.
         actor_losses: list[th.Tensor] = []
@@ -315,8 +338,7 @@ class D4PG(OffPolicyAlgorithm):
             mean_qs.append(mean_q)
             if clipped_mass is not None:
                 clipped_masses.append(clipped_mass)
-            if self.prioritized_replay:
-                self._update_priorities(data, losses)
+            update_priorities(self.replay_buffer, data, losses)  # prioritized replay only: the per-sample losses
 
             # ACTOR (and targets), every policy_delay critic updates
             if self._n_updates % self.policy_delay == 0:
@@ -341,10 +363,6 @@ class D4PG(OffPolicyAlgorithm):
             self.logger.record("train/actor_loss", th.stack(actor_losses).mean().item())
         if clipped_masses:
             self.logger.record("train/clipped_target_mass", th.stack(clipped_masses).mean().item())
-
-    def _update_priorities(self, data: ReplayBufferSamples, losses: th.Tensor) -> None:
-        """New priorities of the sampled transitions: their critic losses (raw; the buffer adds ``per_eps``)."""
-        self.replay_buffer.update_priorities(data.indices, losses.cpu().numpy())  # type: ignore[union-attr,attr-defined]
 
     def learn(
         self: SelfD4PG,
