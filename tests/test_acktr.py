@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -311,7 +313,6 @@ def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> N
         (dict(kl_batch_size="all"), "kl_batch_size"),
         (dict(target_kl=0.0), "target_kl"),
         (dict(target_kl=float("nan")), "target_kl"),
-        (dict(stats_warmup="yes"), "stats_warmup"),
     ],
 )
 def test_invalid_hyperparameters_raise(kwargs: dict, match: str) -> None:
@@ -325,10 +326,31 @@ def test_separate_mode_rejects_shared_trunk() -> None:
         ACKTR("CnnPolicy", env, kfac_mode="separate")
 
 
-def test_stats_warmup_reaches_both_optimizers() -> None:
-    model = ACKTR("MlpPolicy", IdentityEnv(3), stats_warmup=True)
-    assert [opt.stats_warmup for opt in model.optimizers] == [True, True]
-    assert not any(opt.stats_warmup for opt in ACKTR("MlpPolicy", IdentityEnv(3)).optimizers)
+@pytest.mark.parametrize(("value", "warns"), [(False, False), (True, True)])
+def test_model_saved_with_the_removed_stats_warmup_loads(tmp_path: Path, value: bool, warns: bool) -> None:
+    """A model saved while ``stats_warmup`` existed stores it among its attributes (which SB3's ``load`` sets) and in
+    its K-FAC states: dropped on load, with a warning when it was on; the loaded model trains."""
+    model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=4, seed=0)
+    model.learn(8)
+    model.stats_warmup = value  # what such a save held
+    model.save(tmp_path / "model.zip")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = ACKTR.load(tmp_path / "model.zip", env=IdentityEnv(3))
+    expected = (
+        "ACKTR: the option stats_warmup was removed; this model was saved with stats_warmup=True and continues as "
+        "with stats_warmup=False"
+    )
+    assert [str(w.message) for w in caught if "stats_warmup" in str(w.message)] == ([expected] if warns else [])
+    assert not hasattr(loaded, "stats_warmup")
+    before = [p.detach().clone() for p in loaded.policy.parameters()]
+    loaded.learn(8)
+    assert any(not th.equal(b, p) for b, p in zip(before, loaded.policy.parameters(), strict=True))
+
+
+def test_removed_stats_warmup_is_not_an_argument() -> None:
+    with pytest.raises(TypeError, match="stats_warmup"):
+        ACKTR("MlpPolicy", IdentityEnv(3), stats_warmup=True)  # type: ignore[call-arg]
 
 
 def test_mode_selection_and_elu_critic() -> None:

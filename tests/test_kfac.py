@@ -157,13 +157,12 @@ def test_running_average_uses_stat_decay() -> None:
     th.testing.assert_close(layers_by_name(opt)["fc1"].a_factor, expected)
 
 
-@pytest.mark.parametrize("warmup", [False, True])
-def test_stats_warmup_weights_match_explicit_sums(warmup: bool) -> None:
-    """The k-th batch is folded with decay min(stat_decay, 1 - 1/k) (M&G 2015 §5), or stat_decay without warm-up."""
+def test_running_averages_match_explicit_sums() -> None:
+    """Batch 1 initialises the factors and the diagonal Fisher, then each is ``decay * old + (1 - decay) * batch``."""
     th.manual_seed(0)
     model = DenseNet()
-    decay, n_batches = 0.8, 7  # warm-up: equal weights for the first 1 / (1 - 0.8) = 5 batches
-    opt = KFAC(model, lr=0.1, stat_decay=decay, stats_warmup=warmup)
+    decay, n_batches = 0.8, 7
+    opt = KFAC(model, lr=0.1, stat_decay=decay)
     a_batches, d_batches = [], []
     for _ in range(n_batches):
         x = th.randn(6, 3)
@@ -173,10 +172,7 @@ def test_stats_warmup_weights_match_explicit_sums(warmup: bool) -> None:
         with th.no_grad():  # gradient of the mean Fisher loss w.r.t. the offset (the logits' bias), explicitly
             grad = (F.softmax(model(x), dim=-1) - F.one_hot(targets, N_CLASSES)).mean(0)
         d_batches.append(6 * grad.square())
-    if warmup:  # uniform average of batches 1..5, then exponential from there on
-        weights = [decay**2 / 5] * 5 + [decay * (1 - decay), 1 - decay]
-    else:  # batch 1 initialises, then factor = decay * factor + (1 - decay) * batch
-        weights = [decay**6] + [(1 - decay) * decay ** (n_batches - 1 - k) for k in range(1, n_batches)]
+    weights = [decay**6] + [(1 - decay) * decay ** (n_batches - 1 - k) for k in range(1, n_batches)]
     assert math.isclose(sum(weights), 1.0)
     expected_a = sum(w * b for w, b in zip(weights, a_batches, strict=True))
     expected_d = sum(w * b for w, b in zip(weights, d_batches, strict=True))
@@ -266,32 +262,6 @@ def test_plain_backward_in_the_context_records_nothing() -> None:
         logits = model(x)
         F.cross_entropy(logits, sampled_targets(logits)).backward()
     assert all(layer.a_factor is None for layer in opt.layers)
-
-
-def test_precondition_of_arbitrary_vectors_matches_dense_solve() -> None:
-    th.manual_seed(0)
-    model = ConvNet(stride=2, padding=1, bias=True)
-    x = th.randn(8, 2, 6, 6)
-    damping = 0.03
-    opt = KFAC(model, lr=1.0, kl_clip=None, momentum=0.0, damping=damping)
-    record(opt, model, x)
-    opt.update_inverses()
-    params = list(model.parameters())
-    vectors = [th.randn_like(p) for p in params]
-    out = dict(zip([id(p) for p in params], opt.precondition(vectors, params), strict=True))
-    for name in ("conv", "fc"):
-        layer = layers_by_name(opt)[name]
-        module = getattr(model, name)
-        v = dict(zip([id(p) for p in params], vectors, strict=True))
-        v_matrix = th.cat([v[id(module.weight)].reshape(module.weight.shape[0], -1), v[id(module.bias)][:, None]], dim=1)
-        expected = dense_damped_solve(layer.a_factor, layer.g_factor, v_matrix, damping)
-        got = th.cat([out[id(module.weight)].reshape(module.weight.shape[0], -1), out[id(module.bias)][:, None]], dim=1)
-        th.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)  # float32 Cholesky vs float64 dense solve
-    # a subset of the parameters (here only the conv layer's) is preconditioned alone
-    conv_only = opt.precondition(vectors[:2], params[:2])
-    th.testing.assert_close(conv_only[0], out[id(params[0])])
-    with pytest.raises(ValueError, match="2 vectors for 1 parameters"):
-        opt.precondition(vectors[:2], params[:1])
 
 
 def test_diagonal_fallback_matches_per_sample_definition() -> None:
@@ -387,11 +357,10 @@ def train_steps(model: nn.Module, opt: KFAC, batches: list[tuple[th.Tensor, th.T
         opt.step()
 
 
-@pytest.mark.parametrize("warmup", [False, True])
-def test_state_dict_round_trip_gives_identical_steps(warmup: bool) -> None:
+def test_state_dict_round_trip_gives_identical_steps() -> None:
     th.manual_seed(0)
     kwargs = dict(lr=0.3, kl_clip=0.01, momentum=0.9, weight_decay=1e-3, stats_interval=2, inverse_interval=4)
-    kwargs.update(stat_decay=0.75, stats_warmup=warmup)  # the warm-up spans the save (4 recordings)
+    kwargs.update(stat_decay=0.75)
     batches = [(th.randn(8, 3), th.randint(0, N_CLASSES, (8,))) for _ in range(8)]
     model = DenseNet()
     opt = KFAC(model, **kwargs)
@@ -411,6 +380,22 @@ def test_state_dict_round_trip_gives_identical_steps(warmup: bool) -> None:
     train_steps(restored, restored_opt, batches[3:])
     for (name, p), q in zip(model.named_parameters(), restored.parameters(), strict=True):
         assert th.equal(p, q), name
+
+
+def test_load_state_dict_of_an_earlier_version_with_the_warmup_keys() -> None:
+    """States saved while the ``stats_warmup`` option existed carry its flag and per-layer batch counts: unused."""
+    th.manual_seed(0)
+    model = DenseNet()
+    opt = KFAC(model, lr=0.1)
+    record(opt, model, th.randn(6, 3))
+    state = opt.state_dict()
+    state["kfac"]["stats_warmup"] = True
+    for layer_state in state["kfac"]["layers"].values():
+        layer_state["n_batches"] = 1
+    restored = KFAC(model, lr=0.1)
+    restored.load_state_dict(state)
+    th.testing.assert_close(layers_by_name(restored)["fc1"].a_factor, layers_by_name(opt)["fc1"].a_factor)
+    assert not hasattr(restored, "stats_warmup")
 
 
 def test_load_state_dict_rejects_other_layers() -> None:

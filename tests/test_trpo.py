@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,6 @@ from torch import nn
 from torch.func import functional_call
 
 from sb3_natgrad import TRPO
-from sb3_natgrad.common.fisher import flatten, unflatten
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
 from sb3_natgrad.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 from sb3_natgrad.zoo import hyperparams_dir
@@ -314,7 +314,6 @@ def test_all_action_spaces(env_name: str, options: dict[str, Any]) -> None:
         ("fisher", "exact"),
         ("critic", "sgd"),
         ("kl_reduction", "max"),
-        ("cg_preconditioner", "shampoo"),
         ("target_kl", 0.0),
         ("target_kl", -0.01),
         ("vf_target_kl", 0.0),
@@ -392,31 +391,27 @@ def test_other_critic_optimizers_are_kept() -> None:
     model.learn(kwargs["n_steps"])  # the critic phase runs with it
 
 
-# ------------------------------------------------------------------------------ K-FAC-preconditioned CG
-def test_kfac_preconditioned_cg_runs_saves_and_loads(tmp_path: Any) -> None:
-    model = TRPO("MlpPolicy", ENVS["box"](), cg_preconditioner="kfac", **TINY)
-    assert model._cg_kfac is not None
-    model.learn(TINY["n_steps"])
-    assert model.logger.name_to_value["train/cg_iterations"] >= 1
-    assert all(layer.a_inverse is not None for layer in model._cg_kfac.layers)  # factors of the last batch
+# ------------------------------------------------------------------------------ removed options
+@pytest.mark.parametrize(("value", "warns"), [(None, False), ("kfac", True)])
+def test_model_saved_with_the_removed_cg_preconditioner_loads(tmp_path: Any, value: str | None, warns: bool) -> None:
+    """A model saved while ``cg_preconditioner`` existed stores it among its attributes, which SB3's ``load`` sets:
+    dropped on load, with a warning when it was on; the loaded model trains."""
+    model = TRPO("MlpPolicy", ENVS["discrete"](), **TINY)
+    model.cg_preconditioner = value  # what such a save held
     model.save(tmp_path / "model.zip")
-    loaded = TRPO.load(tmp_path / "model.zip")
-    assert loaded.cg_preconditioner == "kfac" and loaded._cg_kfac is not None
-    obs = loaded.env.observation_space.sample() if loaded.env is not None else model.observation_space.sample()
-    np.testing.assert_allclose(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = TRPO.load(tmp_path / "model.zip", env=ENVS["discrete"]())
+    expected = (
+        "TRPO: the option cg_preconditioner was removed; this model was saved with cg_preconditioner='kfac' and "
+        "continues as with cg_preconditioner=None"
+    )
+    assert [str(w.message) for w in caught if "cg_preconditioner" in str(w.message)] == ([expected] if warns else [])
+    assert not hasattr(loaded, "cg_preconditioner")
+    loaded.learn(TINY["n_steps"])
+    assert loaded.logger.name_to_value["train/cg_iterations"] >= 1
 
 
-def test_kfac_preconditioner_is_the_damped_kfac_inverse() -> None:
-    """The preconditioner TRPO hands to CG is symmetric positive definite (a requirement of PCG)."""
-    model = TRPO("MlpPolicy", ENVS["discrete"](), cg_preconditioner="kfac", **TINY)
-    model.learn(TINY["n_steps"])
-    kfac = model._cg_kfac
-    assert kfac is not None
-    params = actor_parameters(model.policy)
-    u, v = th.randn(sum(p.numel() for p in params)), th.randn(sum(p.numel() for p in params))
-
-    def apply(x: th.Tensor) -> th.Tensor:
-        return flatten(kfac.precondition(unflatten(x, params), params))
-
-    assert float(u.dot(apply(v))) == pytest.approx(float(v.dot(apply(u))), rel=1e-4)
-    assert float(u.dot(apply(u))) > 0
+def test_removed_cg_preconditioner_is_not_an_argument() -> None:
+    with pytest.raises(TypeError, match="cg_preconditioner"):
+        TRPO("MlpPolicy", ENVS["discrete"](), cg_preconditioner="kfac", **TINY)  # type: ignore[call-arg]

@@ -58,6 +58,7 @@ update is limited to sqrt(2 * 0.001) ~ 0.045 and it lagged far behind the return
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import ExitStack
 from typing import Any, ClassVar, TypeVar
 
@@ -84,6 +85,9 @@ KFAC_MODES = ("auto", "joint", "separate")
 #: Range of the adapted eta_max with ``target_kl`` (baselines ``acktr_cont``'s step-size bounds).
 ETA_MAX_BOUNDS = (1e-8, 1.0)
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+#: Options of earlier versions that were removed, each with the value whose behaviour remains. ``stats_warmup``
+#: (equal weights for the first recordings of the factors) made them more accurate but lowered the returns.
+REMOVED_OPTIONS: dict[str, Any] = {"stats_warmup": False}
 
 
 def sampled_fisher_loss(distribution: Distribution, values: th.Tensor, vf_fisher_coef: float) -> th.Tensor:
@@ -156,8 +160,6 @@ class ACKTR(OnPolicyAlgorithm):
         without replacement at each recording (``None``: the whole rollout); see detail 5.
     :param stats_replay: with ``stats_interval > 1``, record the Kronecker factors on the observations of all rollouts
         since the last recording instead of the current rollout alone; see detail 8.
-    :param stats_warmup: average the first ``1 / (1 - stat_decay)`` recordings of the factors with equal weights
-        (Martens & Grosse 2015 §5) instead of an exponential average that starts from the first one.
     :param kfac_mode: ``"joint"`` (one optimizer, Fisher of ``p(a, v | s)``), ``"separate"`` (actor and
         critic optimizers; needs no shared parameters) or ``"auto"`` (separate iff nothing is shared).
     :param vf_learning_rate: critic ``eta_max`` in separate mode (float or schedule; default: ``learning_rate``).
@@ -214,7 +216,6 @@ class ACKTR(OnPolicyAlgorithm):
         inverse_interval: int = 10,
         stats_batch_size: int | None = None,
         stats_replay: bool = False,
-        stats_warmup: bool = False,
         kfac_mode: str = "auto",
         vf_learning_rate: float | Schedule | None = None,
         vf_kl_clip: float = 0.01,
@@ -286,9 +287,8 @@ class ACKTR(OnPolicyAlgorithm):
         _check_count("inverse_interval", inverse_interval)
         _check_count("stats_batch_size", stats_batch_size, allow_none=True)
         _check_count("kl_batch_size", kl_batch_size, allow_none=True)
-        for name, flag in (("stats_warmup", stats_warmup), ("stats_replay", stats_replay)):
-            if not isinstance(flag, bool):
-                raise ValueError(f"ACKTR: {name} must be a bool, got {flag!r}")
+        if not isinstance(stats_replay, bool):
+            raise ValueError(f"ACKTR: stats_replay must be a bool, got {stats_replay!r}")
         if kfac_mode not in KFAC_MODES:
             raise ValueError(f"ACKTR: kfac_mode must be one of {KFAC_MODES}, got {kfac_mode!r}")
         if vf_activation_fn is not None and vf_activation_fn not in ACTIVATIONS:
@@ -316,7 +316,6 @@ class ACKTR(OnPolicyAlgorithm):
         self.inverse_interval = inverse_interval
         self.stats_batch_size = stats_batch_size
         self.stats_replay = stats_replay
-        self.stats_warmup = stats_warmup
         self.kfac_mode = kfac_mode
         self.vf_learning_rate = vf_learning_rate
         self.vf_kl_clip = vf_kl_clip
@@ -334,6 +333,7 @@ class ACKTR(OnPolicyAlgorithm):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        self._forget_removed_options()
         super()._setup_model()
         if self.vf_learning_rate is None:
             self.vf_lr_schedule = self.lr_schedule
@@ -344,6 +344,19 @@ class ACKTR(OnPolicyAlgorithm):
         self.unrecorded_rollouts = (
             UnrecordedRollouts(self.stats_interval - 1) if self.stats_replay and self.stats_interval > 1 else None
         )
+
+    def _forget_removed_options(self) -> None:
+        """Drop the :data:`REMOVED_OPTIONS` that ``load`` copied from a model saved by an earlier version (SB3's
+        ``load`` sets every saved attribute), with a warning when the saved value is not the one that remains."""
+        for name, remaining in REMOVED_OPTIONS.items():
+            value = self.__dict__.pop(name, remaining)
+            if value != remaining:
+                warnings.warn(
+                    f"ACKTR: the option {name} was removed; this model was saved with {name}={value!r} and "
+                    f"continues as with {name}={remaining!r}",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     def _build_kfac(self) -> None:
         """Replace the policy's optimizer with K-FAC: one joint optimizer or actor + critic (details 3, 4)."""
@@ -361,7 +374,6 @@ class ACKTR(OnPolicyAlgorithm):
             stats_interval=self.stats_interval,
             inverse_interval=self.inverse_interval,
             fallback=self.fisher_fallback,
-            stats_warmup=self.stats_warmup,
         )
         actor_params = actor_parameters(policy) if separate else list(policy.parameters())
         policy.optimizer = KFAC(

@@ -9,11 +9,6 @@ Unlike the usual loop, the solver checks the curvature ``p^T A p`` before dividi
 Fisher is positive definite in exact arithmetic, but a Hessian of the KL away from ``theta_old``, an
 undamped singular Fisher or round-off can give ``p^T A p <= 0``, where the textbook update divides by
 zero or walks uphill. It then stops and returns the last iterate computed with positive curvature.
-
-With a ``preconditioner`` ``v -> M^-1 v`` (``M`` symmetric positive definite, ``M ~ A``) the loop is
-preconditioned CG (e.g. Golub & Van Loan, "Matrix Computations", Alg. 11.5.1): the same iterates as CG on
-``M^-1/2 A M^-1/2``, which converges in fewer products when ``M^-1 A`` has a smaller condition number
-than ``A``. Without one, ``z = r`` and the arithmetic is exactly the unpreconditioned loop.
 """
 
 from __future__ import annotations
@@ -31,8 +26,7 @@ class CGInfo:
     :param iterations: number of CG iterations (products ``A p``; the product for a non-zero ``x0`` is not counted)
     :param residual_norm: ``||b - A x||`` of the returned ``x`` (recursively updated residual)
     :param converged: the squared residual norm fell below ``residual_tol``
-    :param non_positive_curvature: stopped because ``p^T A p <= 0`` (or non-finite), or because the
-        preconditioner gave ``r^T M^-1 r <= 0`` (it is not positive definite)
+    :param non_positive_curvature: stopped because ``p^T A p <= 0`` (or non-finite, or the residual overflowed)
     """
 
     iterations: int
@@ -47,16 +41,14 @@ def conjugate_gradient(
     max_iter: int = 10,
     residual_tol: float = 1e-10,
     x0: th.Tensor | None = None,
-    preconditioner: Callable[[th.Tensor], th.Tensor] | None = None,
 ) -> tuple[th.Tensor, CGInfo]:
-    """Approximately solve ``A x = b`` by (preconditioned) conjugate gradient.
+    """Approximately solve ``A x = b`` by conjugate gradient.
 
     :param matrix_vector_product: ``v -> A v`` for flat vectors, ``A`` symmetric
     :param b: right-hand side, flat ``[n]``
     :param max_iter: maximum number of iterations (products ``A p``)
     :param residual_tol: stop once the squared residual norm ``r^T r`` is below it
     :param x0: initial guess (default: zero, which saves one product)
-    :param preconditioner: ``v -> M^-1 v`` with ``M`` symmetric positive definite (default: identity)
     :return: the solution ``x`` (``[n]``, never containing NaN when ``b`` is finite) and :class:`CGInfo`
     """
     if max_iter < 1:
@@ -73,18 +65,7 @@ def conjugate_gradient(
     if residual_sq < residual_tol:
         return x, CGInfo(0, float(residual_sq.sqrt()), converged=True, non_positive_curvature=False)
 
-    def precondition(r: th.Tensor, r_sq: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        # z = M^-1 r and r^T z (= r and r^T r without a preconditioner: the plain loop's arithmetic)
-        if preconditioner is None:
-            return r, r_sq
-        z = preconditioner(r)
-        return z, r.dot(z)
-
-    z, rz = precondition(residual, residual_sq)
-    if preconditioner is not None and not _positive(rz):  # M not positive definite
-        return x, CGInfo(0, float(residual_sq.sqrt()), converged=False, non_positive_curvature=True)
-
-    direction = z.clone()
+    direction = residual.clone()
     iterations = 0
     converged = False
     non_positive_curvature = False
@@ -96,7 +77,7 @@ def conjugate_gradient(
         if not _positive(curvature):
             non_positive_curvature = True
             break
-        alpha = rz / curvature
+        alpha = residual_sq / curvature
         new_x = x + alpha * direction
         new_residual = residual - alpha * a_direction
         new_residual_sq = new_residual.dot(new_residual)
@@ -109,14 +90,9 @@ def conjugate_gradient(
             residual_sq = new_residual_sq
             converged = True
             break
-        new_z, new_rz = precondition(residual, new_residual_sq)
-        if preconditioner is not None and not _positive(new_rz):  # M not positive definite
-            residual_sq = new_residual_sq
-            non_positive_curvature = True
-            break
-        beta = new_rz / rz
-        residual_sq, rz = new_residual_sq, new_rz
-        direction = new_z + beta * direction
+        beta = new_residual_sq / residual_sq
+        residual_sq = new_residual_sq
+        direction = residual + beta * direction
     return x, CGInfo(iterations, float(residual_sq.sqrt()), converged, non_positive_curvature)
 
 

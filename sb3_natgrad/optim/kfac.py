@@ -116,9 +116,6 @@ class KFAC(Optimizer):
     :param stats_interval: ``T_s``, record statistics every this many steps.
     :param inverse_interval: ``T_f``, recompute the damped inverses every this many steps.
     :param fallback: ``"diagonal"`` or ``"identity"``, for parameters without Kronecker factors.
-    :param stats_warmup: average the first ``1 / (1 - stat_decay)`` batches of statistics with equal weights
-        (running-average weight ``min(stat_decay, 1 - 1/k)`` for the ``k``-th batch, Martens & Grosse 2015 §5) instead
-        of starting the exponential average from the first batch, which then keeps weight ``stat_decay^k``.
     """
 
     def __init__(
@@ -135,7 +132,6 @@ class KFAC(Optimizer):
         stats_interval: int = 1,
         inverse_interval: int = 10,
         fallback: str = "diagonal",
-        stats_warmup: bool = False,
     ) -> None:
         _check_float("lr", lr, 0.0)  # 0 is a valid (frozen) rate, e.g. rl-zoo's enjoy loads with lr 0
         if kl_clip is not None:
@@ -180,7 +176,6 @@ class KFAC(Optimizer):
         super().__init__(param_list, defaults)
         self.layers = layers
         self.fallback = fallback
-        self.stats_warmup = bool(stats_warmup)
         self.fallback_params = [p for p in param_list if id(p) not in layer_param_ids]
         self.stats_interval = stats_interval
         self.inverse_interval = inverse_interval
@@ -279,33 +274,23 @@ class KFAC(Optimizer):
         """
         fisher_backward(fisher_loss, [self], retain_graph=retain_graph)
 
-    def _decay(self, n_batches: int) -> float:
-        """Running-average weight of the old factors when the ``n_batches``-th batch (from 1) is folded in.
-
-        ``stat_decay``; with ``stats_warmup`` ``min(stat_decay, 1 - 1 / n_batches)`` (Martens & Grosse 2015, §5:
-        ``epsilon = min(1 - 1/k, 0.95)``), so that the first ``1 / (1 - stat_decay)`` batches are averaged with equal
-        weights instead of the first one weighing ``stat_decay^k`` after ``k`` more.
-        """
-        stat_decay = self.param_groups[0]["stat_decay"]
-        return min(stat_decay, 1.0 - 1.0 / n_batches) if self.stats_warmup else stat_decay
-
     def _fold(self, batch_size: int | None) -> None:
-        # factor = decay * factor + (1 - decay) * batch, all layers with the same decay at once
-        by_decay: dict[float, tuple[list[th.Tensor], list[th.Tensor]]] = {}
+        # factor = decay * factor + (1 - decay) * batch, all layers at once
+        decay = self.param_groups[0]["stat_decay"]
+        running: list[th.Tensor] = []
+        batches: list[th.Tensor] = []
         for layer in self.layers:
             batch = layer.take_batch()
             if batch is None:
                 continue
             if batch_size is None and layer.batch_size is not None:
                 batch_size = layer.batch_size
-            layer.n_batches += 1
             if layer.a_factor is None or layer.g_factor is None:
                 layer.a_factor, layer.g_factor = batch  # the first batch initialises the running averages
             else:
-                running, batches = by_decay.setdefault(self._decay(layer.n_batches), ([], []))
                 running += [layer.a_factor, layer.g_factor]
                 batches += batch
-        for decay, (running, batches) in by_decay.items():
+        if running:
             th._foreach_mul_(running, decay)
             th._foreach_add_(running, batches, alpha=1.0 - decay)
         if self._diag_grads and batch_size is None and self.layers:
@@ -322,10 +307,7 @@ class KFAC(Optimizer):
                 state = self.state[param]
                 if "diag_fisher" not in state:
                     state["diag_fisher"] = diag_batch
-                    state["diag_batches"] = 1
                 else:
-                    state["diag_batches"] = state.get("diag_batches", 10**9) + 1  # saved without it: past warm-up
-                    decay = self._decay(state["diag_batches"])
                     state["diag_fisher"].mul_(decay).add_(diag_batch, alpha=1.0 - decay)
         self._clear_batch()
 
@@ -340,38 +322,6 @@ class KFAC(Optimizer):
         group = self.param_groups[0]
         for layer in self.layers:
             layer.update_inverses(group["damping"], group["weight_decay"])
-
-    @th.no_grad()
-    def precondition(self, vectors: Sequence[th.Tensor], params: Sequence[th.Tensor]) -> list[th.Tensor]:
-        """Apply the damped K-FAC inverse ``(F_kfac + damping)^-1`` to arbitrary tensors shaped like ``params``.
-
-        For a K-FAC layer ``(G + d_G I)^-1 V (A + d_A I)^-1`` with the inverses of the last
-        :meth:`update_inverses` (no trust region, momentum or weight decay term); the diagonal fallback
-        divides by ``D + damping``; parameters without statistics (or not optimized here, or with the
-        ``"identity"`` fallback) are returned unchanged. A symmetric positive-definite map, e.g. the
-        preconditioner of a conjugate-gradient solve with the exact Fisher (TRPO's ``cg_preconditioner``).
-
-        :param vectors: one tensor per entry of ``params``, shaped like it.
-        :param params: parameters the vectors belong to.
-        :return: the preconditioned tensors, in the order of ``params``.
-        """
-        if len(vectors) != len(params):
-            raise ValueError(f"KFAC.precondition: got {len(vectors)} vectors for {len(params)} parameters")
-        by_param = {id(param): vector for param, vector in zip(params, vectors, strict=True)}
-        out: dict[int, th.Tensor] = {}
-        for layer in self.layers:
-            layer_params = layer.params
-            if layer.a_inverse is None or not all(id(p) in by_param for p in layer_params):
-                continue
-            bias_like = by_param[id(layer_params[1])] if len(layer_params) > 1 else None
-            delta = layer.precondition(layer.matrix(by_param[id(layer_params[0])], bias_like))
-            for param, part in zip(layer_params, layer.split(delta), strict=True):
-                out[id(param)] = part
-        damping = self.param_groups[0]["damping"] + self.param_groups[0]["weight_decay"]
-        for param in self.fallback_params:
-            if id(param) in by_param:
-                out[id(param)] = self._fallback_precondition(param, by_param[id(param)], damping)
-        return [out.get(id(param), vector) for param, vector in zip(params, vectors, strict=True)]
 
     def _fallback_precondition(
         self, param: th.Tensor, vector: th.Tensor, damping: float, out: th.Tensor | None = None
@@ -505,7 +455,6 @@ class KFAC(Optimizer):
             "stats_interval": self.stats_interval,
             "inverse_interval": self.inverse_interval,
             "fallback": self.fallback,
-            "stats_warmup": self.stats_warmup,
             "layers": {layer.name: layer.state_dict() for layer in self.layers},
         }
         return state
@@ -528,8 +477,7 @@ class KFAC(Optimizer):
         self.steps = int(kfac_state["steps"])
         self.stats_interval = int(kfac_state["stats_interval"])
         self.inverse_interval = int(kfac_state["inverse_interval"])
-        self.fallback = str(kfac_state["fallback"])
-        self.stats_warmup = bool(kfac_state.get("stats_warmup", False))
+        self.fallback = str(kfac_state["fallback"])  # states of earlier versions may hold more keys, unused
         self._clear_batch()
 
 

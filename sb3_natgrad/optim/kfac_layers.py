@@ -116,8 +116,6 @@ class KroneckerFactoredLayer:
         self.a_inverse: th.Tensor | None = None
         self.g_inverse: th.Tensor | None = None
         self.inverse_key: tuple[float, float] | None = None
-        # Batches folded into the running factors so far (for the stats warm-up of the running average)
-        self.n_batches = 0
         # Batch statistics of the recording context in progress (sums over calls)
         self._a_sum: th.Tensor | None = None
         self._g_sum: th.Tensor | None = None
@@ -249,7 +247,6 @@ class KroneckerFactoredLayer:
             "a_inverse": self.a_inverse,
             "g_inverse": self.g_inverse,
             "inverse_key": self.inverse_key,
-            "n_batches": self.n_batches,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -261,9 +258,6 @@ class KroneckerFactoredLayer:
         self.inverse_key = (
             None if inverse_key is None or self.a_inverse is None else (float(inverse_key[0]), float(inverse_key[1]))
         )
-        # states saved before the count existed: past any warm-up if they hold factors
-        default_batches = 0 if self.a_factor is None else 10**9
-        self.n_batches = int(state.get("n_batches", default_batches))
         self.discard()
 
 

@@ -27,21 +27,20 @@ from sb3_natgrad.common.fisher import (
     detach_distribution,
     flatten,
     mean_kl,
-    sample_fisher_actions,
     subsample,
-    unflatten,
 )
 from sb3_natgrad.common.fused import use_fused_adam
 from sb3_natgrad.common.line_search import LineSearchResult, backtracking_line_search, natural_gradient_step
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters
-from sb3_natgrad.optim.kfac import KFAC
 from sb3_natgrad.trpo.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 SelfTRPO = TypeVar("SelfTRPO", bound="TRPO")
 
 FISHER_MODES = ("analytic", "hessian")
 CRITIC_MODES = ("adam", "trust_region")
-CG_PRECONDITIONERS = (None, "kfac")
+#: Options of earlier versions that were removed, each with the value whose behaviour remains.
+#: ``cg_preconditioner="kfac"`` helped only at 1-3 CG steps, below any tuned ``cg_max_steps``.
+REMOVED_OPTIONS: dict[str, Any] = {"cg_preconditioner": None}
 
 
 class TRPO(OnPolicyAlgorithm):
@@ -116,10 +115,6 @@ class TRPO(OnPolicyAlgorithm):
     :param vf_target_kl: trust-region radius of each critic step (``critic="trust_region"``)
     :param vf_sigma: ``sigma`` of the Gaussian value model; ``None``: ``sigma^2`` is the mean squared error
         of the current value function, as in the GAE paper (``critic="trust_region"``)
-    :param cg_preconditioner: ``None`` (plain CG, as sb3-contrib) or ``"kfac"``: preconditioned CG with the
-        damped K-FAC approximation of the policy's Fisher (Martens & Grosse 2015), built from the current
-        batch with one sampled-action backward pass (damping ``cg_damping``); measured in
-        ``benchmarks/pcg_speed.py``
     :param kl_reduction: how the KL of factorized action distributions (Gaussian, gSDE, Bernoulli) is
         reduced over action dimensions: ``"mean"`` (sb3-contrib's ``kl_divergence(...).mean()``:
         ``target_kl`` bounds the average KL per action dimension) or ``"sum"`` (the KL of the joint action
@@ -167,7 +162,6 @@ class TRPO(OnPolicyAlgorithm):
         vf_target_kl: float = 0.01,
         vf_sigma: float | None = None,
         kl_reduction: str = "mean",
-        cg_preconditioner: str | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -203,7 +197,6 @@ class TRPO(OnPolicyAlgorithm):
             "fisher": (fisher in FISHER_MODES, f"one of {FISHER_MODES}", fisher),
             "critic": (critic in CRITIC_MODES, f"one of {CRITIC_MODES}", critic),
             "kl_reduction": (kl_reduction in KL_REDUCTIONS, f"one of {KL_REDUCTIONS}", kl_reduction),
-            "cg_preconditioner": (cg_preconditioner in CG_PRECONDITIONERS, f"one of {CG_PRECONDITIONERS}", cg_preconditioner),
             "target_kl": (target_kl > 0, "positive", target_kl),
             "vf_target_kl": (vf_target_kl > 0, "positive", vf_target_kl),
             "vf_sigma": (vf_sigma is None or vf_sigma > 0, "None or positive", vf_sigma),
@@ -254,32 +247,28 @@ class TRPO(OnPolicyAlgorithm):
         self.vf_target_kl = vf_target_kl
         self.vf_sigma = vf_sigma
         self.kl_reduction = kl_reduction
-        self.cg_preconditioner = cg_preconditioner
-        self._cg_kfac: KFAC | None = None
 
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
+        self._forget_removed_options()
         super()._setup_model()
         # The critic's many small Adam steps dominate train() on small networks: same rule, fused kernel.
         use_fused_adam(self.policy)
-        self._cg_kfac = None
-        if self.cg_preconditioner == "kfac":
-            # Factors of the current batch only (stat_decay 0); used as a preconditioner, never stepped.
-            self._cg_kfac = KFAC(
-                self.policy,
-                lr=1.0,
-                params=actor_parameters(self.policy),
-                kl_clip=None,
-                damping=max(self.cg_damping, 1e-8),
-                momentum=0.0,
-                stat_decay=0.0,
-            )
 
-    def _excluded_save_params(self) -> list[str]:
-        # The preconditioner holds hooks on the policy's modules and no state between updates.
-        return [*super()._excluded_save_params(), "_cg_kfac"]
+    def _forget_removed_options(self) -> None:
+        """Drop the :data:`REMOVED_OPTIONS` that ``load`` copied from a model saved by an earlier version (SB3's
+        ``load`` sets every saved attribute), with a warning when the saved value is not the one that remains."""
+        for name, remaining in REMOVED_OPTIONS.items():
+            value = self.__dict__.pop(name, remaining)
+            if value != remaining:
+                warnings.warn(
+                    f"TRPO: the option {name} was removed; this model was saved with {name}={value!r} and "
+                    f"continues as with {name}={remaining!r}",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     # ------------------------------------------------------------------ POLICY STEP
     def _old_distribution(self, distribution: Distribution, observations: PyTorchObs) -> Distribution:
@@ -299,19 +288,7 @@ class TRPO(OnPolicyAlgorithm):
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         params = actor_parameters(self.policy)
 
-        preconditioner = None
-        if self._cg_kfac is None:
-            distribution = self.policy.get_distribution(observations)
-        else:
-            kfac = self._cg_kfac
-            with kfac.record_stats(force=True):  # K-FAC factors of this batch's Fisher, same forward pass
-                distribution = self.policy.get_distribution(observations)
-                kfac.fisher_backward(-distribution.log_prob(sample_fisher_actions(distribution)).mean())
-            kfac.update_inverses()
-
-            def preconditioner(v: th.Tensor) -> th.Tensor:
-                return flatten(kfac.precondition(unflatten(v, params), params))
-
+        distribution = self.policy.get_distribution(observations)
         old_distribution = self._old_distribution(distribution, observations)
         # Surrogate L(theta) = E[pi_theta(a|s) / pi_old(a|s) A] (Schulman et al., 2015, Eq. 14)
         ratio = th.exp(distribution.log_prob(actions) - old_log_prob)  # [N]
@@ -327,9 +304,7 @@ class TRPO(OnPolicyAlgorithm):
 
         # s ~ F^-1 g (Appendix C). Started from small noise, as sb3-contrib: same iterates and RNG consumption.
         x0 = 1e-4 * th.randn_like(grad)
-        direction, cg_info = conjugate_gradient(
-            fisher_product, grad, max_iter=self.cg_max_steps, x0=x0, preconditioner=preconditioner
-        )
+        direction, cg_info = conjugate_gradient(fisher_product, grad, max_iter=self.cg_max_steps, x0=x0)
         shs = direction.dot(fisher_product(direction))  # s^T F s (damped, as sb3-contrib)
         del fisher_product, distribution  # free the retained graphs
         old_objective = objective.detach()
