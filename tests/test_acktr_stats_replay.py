@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.envs import IdentityEnv, SimpleMultiObsEnv
 
 from sb3_natgrad import ACKTR
+from sb3_natgrad.acktr.stats_batch import StatsBatch
 from sb3_natgrad.acktr.unrecorded import UnrecordedRollouts
 
 
@@ -207,14 +210,14 @@ def test_pooled_recording_shares_the_losses_forward_pass(kl_batch_size: int | No
         )
         calls = _count_forward_passes(model)
         if not shared:  # report every recording's samples as drawn ones: statistics and losses forward apart
-            samples = model._stats_samples
+            stats_batch = model._stats_batch
 
-            def apart(obs: th.Tensor, actions: th.Tensor, recording: bool) -> tuple[th.Tensor, th.Tensor, int | None]:
-                stats_obs, stats_actions, offset = samples(obs, actions, recording)  # type: ignore[misc]
-                return stats_obs, stats_actions, None if recording else offset
+            def apart(obs: th.Tensor, actions: th.Tensor, recording: bool) -> StatsBatch:
+                batch = stats_batch(obs, actions, recording)
+                return dataclasses.replace(batch, shares_forward_pass=False) if recording else batch
 
-            model._stats_samples = apart  # type: ignore[method-assign]
-        model.learn(4 * 4)  # updates 0-3; update 3 records on rollouts 1-3, the rollout at offset 8
+            model._stats_batch = apart  # type: ignore[method-assign]
+        model.learn(4 * 4)  # updates 0-3; update 3 records on rollouts 1-3, the rollout in rows 8-11
         return model, calls
 
     (shared, shared_calls), (apart, apart_calls) = run(True), run(False)
@@ -232,3 +235,41 @@ def test_unbounded_pool_keeps_a_forward_pass_of_its_own() -> None:
     calls = _count_forward_passes(model)
     model.learn(4 * 4)
     assert calls == [4, 4, 4, 12, 4]  # update 0 shares its pass (the rollout alone); update 3: the pool, then losses
+
+
+def test_stats_batch_says_where_the_rollout_sits() -> None:
+    """The rollout's rows in the losses' forward pass: the tail of a shared batch, all of the losses' own pass."""
+    rollout_obs, rollout_actions = th.zeros(4, 2), th.zeros(4)
+    rollout = StatsBatch.rollout(rollout_obs, rollout_actions)
+    assert rollout.observations is rollout_obs and rollout.shares_forward_pass and rollout.rollout_rows == slice(0, None)
+    pooled = StatsBatch(th.zeros(12, 2), th.zeros(12), 4, shares_forward_pass=True)
+    assert (pooled.size, pooled.rollout_start, pooled.rollout_rows) == (12, 8, slice(8, None))
+    drawn = StatsBatch(th.zeros(5, 2), th.zeros(5), 4, shares_forward_pass=False)
+    assert drawn.rollout_rows == slice(0, None)  # the losses' own pass on the rollout
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "shares", "size"),
+    [
+        (dict(), True, 4),  # the rollout
+        (dict(stats_batch_size=3), False, 3),  # drawn from it
+        (dict(stats_replay=True, stats_batch_size=12), True, 12),  # a bounded pool, the rollout last
+        (dict(stats_replay=True), False, 12),  # an unbounded pool
+        (dict(stats_replay=True, stats_batch_size=6), False, 6),  # drawn from the pool
+    ],
+)
+def test_stats_batch_of_each_setting(kwargs: dict, shares: bool, size: int) -> None:
+    """The batch ACKTR records on at update 3 (a recording, after rollouts 1-2 were kept) for each setting."""
+    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, seed=0, **kwargs)
+    batches: list[StatsBatch] = []
+    stats_batch = model._stats_batch
+
+    def keep(obs: th.Tensor, actions: th.Tensor, recording: bool) -> StatsBatch:
+        batches.append(stats_batch(obs, actions, recording))
+        return batches[-1]
+
+    model._stats_batch = keep  # type: ignore[method-assign]
+    model.learn(4 * 4)
+    batch = batches[3]
+    assert (batch.shares_forward_pass, batch.size, batch.rollout_size) == (shares, size, 4)
+    assert batch.rollout_rows == (slice(size - 4, None) if shares else slice(0, None))

@@ -74,6 +74,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_natgrad.acktr.policies import ACKTRPolicy, CnnPolicy, MlpPolicy, MultiInputPolicy
+from sb3_natgrad.acktr.stats_batch import StatsBatch
 from sb3_natgrad.acktr.unrecorded import UnrecordedRollouts
 from sb3_natgrad.common.fisher import detach_distribution, index_observations, mean_kl, sample_fisher_actions
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
@@ -436,71 +437,71 @@ class ACKTR(OnPolicyAlgorithm):
 
     def _forward_recording_stats(
         self, obs: th.Tensor | dict[str, th.Tensor], actions: th.Tensor, optimizers: list[KFAC], vf_fisher_coef: float
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution, int]:
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution, StatsBatch]:
         """The losses' forward pass, with the K-FAC statistics recorded when due (details 5, 8).
 
-        :return: values ``[B]``, log-probabilities ``[B]``, entropy ``[B]`` (or None), the action distribution
-            and the offset of the rollout's rows in that distribution's batch (the rollout is its last ``B`` rows).
+        :return: values ``[B]``, log-probabilities ``[B]``, entropy ``[B]`` (or None), the action distribution of the
+            forward pass the losses used, and the statistics' batch, which says where the rollout's rows sit in that
+            distribution (:attr:`StatsBatch.rollout_rows`).
         """
         # FISHER STATISTICS: forward pass and sampled Fisher backward inside the recording contexts
         with ExitStack() as stack:
             recording = any([stack.enter_context(opt.record_stats()) for opt in optimizers])
-            stats_obs, stats_actions, offset = self._stats_samples(obs, actions, recording)
-            values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(stats_obs, stats_actions)
+            batch = self._stats_batch(obs, actions, recording)
+            values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(
+                batch.observations, batch.actions
+            )
             values = values.flatten()
-            if recording:  # the graph is kept when the losses share it (offset given)
+            if recording:  # the graph is kept when the losses share it
                 fisher_loss = sampled_fisher_loss(distribution, values, vf_fisher_coef).mean()
-                fisher_backward(fisher_loss, optimizers, retain_graph=offset is not None)
+                fisher_backward(fisher_loss, optimizers, retain_graph=batch.shares_forward_pass)
         if recording and self.unrecorded_rollouts is not None:  # folded into the factors: not kept after a failure
             self.unrecorded_rollouts.clear()
-        if offset is not None:  # the rollout is the tail of the statistics' samples: one pass for both
-            rows = slice(offset, None)
-            return values[rows], log_prob[rows], None if entropy is None else entropy[rows], distribution, offset
+        if batch.shares_forward_pass:  # the rollout is the tail of the statistics' samples: one pass for both
+            rows = batch.rollout_rows
+            return values[rows], log_prob[rows], None if entropy is None else entropy[rows], distribution, batch
         # drawn or unbounded pooled samples: the losses' forward pass of their own, outside the contexts
         values, log_prob, entropy, distribution = self.policy.evaluate_actions_and_distribution(obs, actions)
-        return values.flatten(), log_prob, entropy, distribution, 0
+        return values.flatten(), log_prob, entropy, distribution, batch
 
-    def _stats_samples(
-        self, obs: th.Tensor | dict[str, th.Tensor], actions: th.Tensor, recording: bool
-    ) -> tuple[th.Tensor | dict[str, th.Tensor], th.Tensor, int | None]:
+    def _stats_batch(self, obs: th.Tensor | dict[str, th.Tensor], actions: th.Tensor, recording: bool) -> StatsBatch:
         """The samples the statistics are recorded on: the rollout's ``obs`` and ``actions`` themselves (the same
         objects) unless, when recording, ``stats_replay`` pools the unrecorded rollouts with it (8) or
         ``stats_batch_size`` draws ``m`` of them at random without replacement (5). Keeps the rollout when not
         recording; the caller forgets the pooled ones once the recording has succeeded.
 
-        :return: observations, actions, and the offset of the rollout in them when the losses' forward pass is to
-            be shared with the statistics' (``None``: a pass of their own). Shared when the samples are the rollout,
-            or a pool that ends with it and is bounded by ``stats_batch_size`` (on a CPU a forward pass of a small
-            network costs about the same on 5 and on ~64-128 samples, ad hoc; an unbounded pool could make the losses'
-            backward pass cost more than the forward pass it saves). Drawn samples get a pass of their own.
+        The losses share the statistics' forward pass when the samples are the rollout, or a pool that ends with it and
+        is bounded by ``stats_batch_size`` (on a CPU a forward pass of a small network costs about the same on 5 and on
+        ~64-128 samples, ad hoc; an unbounded pool could make the losses' backward pass cost more than the forward pass
+        it saves). Drawn samples get a pass of their own.
         """
-        rollout_size = actions.shape[0]
+        rollout = StatsBatch.rollout(obs, actions)
         if self.unrecorded_rollouts is not None:
             if not recording:
                 self.unrecorded_rollouts.push(obs, actions)
-                return obs, actions, 0
+                return rollout
             obs, actions = self.unrecorded_rollouts.pool(obs, actions)  # the rollout last
         batch_size = actions.shape[0]
         if recording and self.stats_batch_size is not None and self.stats_batch_size < batch_size:
             idx = th.randperm(batch_size, device=actions.device)[: self.stats_batch_size]  # [m], no replacement
-            return index_observations(obs, idx), actions[idx], None
-        if batch_size > rollout_size and self.stats_batch_size is None:  # an unbounded pool
-            return obs, actions, None
-        return obs, actions, batch_size - rollout_size
+            return StatsBatch(index_observations(obs, idx), actions[idx], rollout.size, shares_forward_pass=False)
+        pooled = batch_size > rollout.size
+        bounded = self.stats_batch_size is not None
+        return StatsBatch(obs, actions, rollout.size, shares_forward_pass=bounded or not pooled)
 
     def _kl_samples(
-        self, obs: th.Tensor | dict[str, th.Tensor], distribution: Distribution, batch_size: int, offset: int = 0
+        self, obs: th.Tensor | dict[str, th.Tensor], distribution: Distribution, batch: StatsBatch
     ) -> tuple[th.Tensor | dict[str, th.Tensor], Distribution]:
         """Observations on which ``target_kl``'s KL is measured, and the pre-update policy on them (detail 6).
 
-        ``distribution`` is the loss forward pass's (pre-update) policy, over the rollout's ``batch_size`` rows from
-        ``offset`` on (after pooled rollouts, see :meth:`_forward_recording_stats`); the copy is detached and must be
-        taken before the next forward pass, since SB3 policies reuse their distribution object.
+        ``distribution`` is the loss forward pass's (pre-update) policy, with the rollout's rows at
+        ``batch.rollout_rows`` (see :meth:`_forward_recording_stats`); the copy is detached and must be taken before the
+        next forward pass, since SB3 policies reuse their distribution object.
         """
-        if self.kl_batch_size is None or self.kl_batch_size >= batch_size:
-            return obs, detach_distribution(distribution, slice(offset, None))
-        idx = th.randperm(batch_size, device=self.device)[: self.kl_batch_size]  # [k], no replacement
-        return index_observations(obs, idx), detach_distribution(distribution, idx + offset)
+        if self.kl_batch_size is None or self.kl_batch_size >= batch.rollout_size:
+            return obs, detach_distribution(distribution, batch.rollout_rows)
+        idx = th.randperm(batch.rollout_size, device=self.device)[: self.kl_batch_size]  # [k], no replacement
+        return index_observations(obs, idx), detach_distribution(distribution, idx + batch.rollout_start)
 
     def train(self) -> None:
         """One K-FAC update on the rollout buffer (the whole batch, as A2C)."""
@@ -523,7 +524,7 @@ class ACKTR(OnPolicyAlgorithm):
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.long().flatten()
 
-            values, log_prob, entropy, distribution, offset = self._forward_recording_stats(
+            values, log_prob, entropy, distribution, stats_batch = self._forward_recording_stats(
                 rollout_data.observations, actions, optimizers, vf_fisher_coef
             )
 
@@ -546,7 +547,7 @@ class ACKTR(OnPolicyAlgorithm):
                 opt.step()
 
             if self.target_kl is not None:  # measured KL of the update -> next eta_max (6)
-                kl_obs, old_distribution = self._kl_samples(rollout_data.observations, distribution, actions.shape[0], offset)
+                kl_obs, old_distribution = self._kl_samples(rollout_data.observations, distribution, stats_batch)
                 with th.no_grad():
                     new_distribution = self.policy.get_distribution(kl_obs)
                     measured_kl = float(mean_kl(old_distribution, new_distribution))  # summed over action dims
