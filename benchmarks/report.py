@@ -220,8 +220,10 @@ _DEFINITIONS = [
     "candidate / reference for the same seed (< 1: candidate faster).",
     "- Steps to reach: first timestep at which the mean-over-seeds learning curve reaches the reference's final "
     "mean return; the ratio divides it by the reference's own (< 1: candidate more sample-efficient).",
-    "- *historical*: an algorithm label the suite no longer has; its runs are kept as a record of an earlier configuration.",
 ]
+_HISTORICAL = (
+    "- *historical*: an algorithm label the suite no longer has; its runs are kept as a record of an earlier configuration."
+)
 _RUNS_HEADER = (
     "| Env | Algorithm | Seed | Final return (mean ± std over episodes) | learn() s | eval s | Steps/s "
     "| Hyperparameters from | Config |\n"
@@ -277,6 +279,7 @@ def render_markdown(
         *map(_summary_line, rows),
         "",
         *_DEFINITIONS,
+        *([_HISTORICAL] if any(row.historical for row in rows) else []),
         "",
         "## Learning curves",
         "",

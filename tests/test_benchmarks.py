@@ -1,5 +1,7 @@
-"""Tests of the benchmark harness (``benchmarks/``): zoo conversion, planning and resuming, the report,
-one real worker subprocess, and the ``train()`` overhead measurement."""
+"""Tests of the benchmark tool (``benchmarks/``): zoo conversion, planning, resuming and staleness, the report
+and its IQM, one real worker subprocess, the ``train()`` overhead measurement and the command line.
+
+No test reads a committed result file: each writes the JSONL it checks."""
 
 from __future__ import annotations
 
@@ -22,12 +24,11 @@ from benchmarks.overhead import (
     render_markdown,
 )
 from benchmarks.report import first_reach, latest_records, mean_curve, summarize, write_report
-from benchmarks.spec import Algo, Budget, Entry, Suite, load_class, plan_runs, record_key, resolve_entry
+from benchmarks.spec import Algo, Budget, Entry, Suite, load_class, plan_runs, resolve_entry
+from benchmarks.stats import iqm_with_ci
+from benchmarks.status import render_status, suite_status
 from benchmarks.suites import SUITES
 from benchmarks.zoo import convert_hyperparams, find_zoo_file, load_zoo_entry
-
-# benchmarks/ is a top-level folder of the repository, on the path through pytest's ``pythonpath``.
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------------------------------
 # Zoo YAML -> constructor kwargs
@@ -116,20 +117,6 @@ def test_dropped_yaml_keys_fall_back_to_the_constructor(tmp_path: Path) -> None:
     assert resolve_entry(entry)["cand"].hyperparams == {"policy": "MlpPolicy", "gae_lambda": 0.9, "ent_coef": 0.2}
 
 
-def test_committed_results_match_the_suites() -> None:
-    """Every committed run still has its suite's configuration (a YAML or suite change would make it stale)."""
-    checked = 0
-    for name, suite in SUITES.items():
-        path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / name / "results.jsonl"
-        records = read_records(path) if path.exists() else []
-        for profile in ("quick", "full"):
-            planned = {run.key: run for run in plan_runs(suite, profile)}
-            _, stale = split_pending(list(planned.values()), records)
-            assert not stale, f"{name}: stale results for {[run.name for run in stale]}"
-            checked += len(planned.keys() & {record_key(record) for record in records})
-    assert checked > 0
-
-
 def test_suites_are_well_formed() -> None:
     assert {"smoke", "trpo", "acktr"} <= set(SUITES)
     trpo = SUITES["trpo"]
@@ -183,6 +170,28 @@ def test_plan_interleaves_and_resume_skips_done_runs(tmp_path: Path) -> None:
     pending, stale = split_pending(runs, read_records(results))
     assert [(r.label, r.seed) for r in pending] == [("cand", 0), ("ref", 0), ("cand", 1), ("ref", 1)]
     assert [(r.label, r.seed) for r in stale] == [("cand2", 1)]
+
+
+def test_status_names_stale_missing_and_historical_runs(tmp_path: Path) -> None:
+    suite = _tiny_suite()
+    runs = plan_runs(suite, "quick")  # cand, cand2, ref for seeds 0 and 1
+    results = tmp_path / "results.jsonl"
+    for run in runs[:3]:
+        append_record(results, run.to_dict() | {"config_hash": run.config_hash()})
+    append_record(results, runs[3].to_dict() | {"config_hash": "not-the-same"})  # cand seed 1: stale
+    append_record(results, runs[0].to_dict() | {"label": "removed", "config_hash": "x"})  # a variant since removed
+    append_record(results, runs[0].to_dict() | {"profile": "full", "config_hash": "x"})  # another profile
+    status = suite_status(suite, "quick", read_records(results))
+    assert (status.planned, status.done) == (6, 3)
+    assert [(r.label, r.seed) for r in status.stale] == [("cand", 1)]
+    assert [(r.label, r.seed) for r in status.missing] == [("cand2", 1), ("ref", 1)]
+    assert status.historical == {("CartPole-v1", "removed"): 1}
+    lines = render_status(status)
+    assert lines[0] == "tiny (quick): 3/6 done, 1 stale, 2 missing, 1 historical"
+    assert "CartPole-v1 | cand x1" in lines[1] and "removed x1" in lines[3]
+    full = suite_status(suite, "full", read_records(results))
+    # The full-profile line has the quick budget, which the full profile does not plan: historical, not stale.
+    assert full.done == 0 and len(full.missing) == 6 and full.historical == {("CartPole-v1", "cand"): 1}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -239,15 +248,79 @@ def test_report_numbers_match_hand_computation(tmp_path: Path) -> None:
     assert cand.steps_per_s == pytest.approx(np.median([100 / 5, 100 / 40, 100 / 32]))
     # Reference mean curve [0, 125, 150] reaches its final mean 150 at t=100; candidate [0, 150, 160] at t=50.
     assert ref.reach_timestep == 100 and cand.reach_timestep == 50 and cand.reach_ratio == pytest.approx(0.5)
+    # 3 seeds: rliable's IQM cuts int(3 / 4) = 0 seeds at each end, so it is the mean; the CI lies within the seeds.
+    assert cand.final_iqm == pytest.approx(160.0) and 130.0 <= cand.final_iqm_low < 160.0 < cand.final_iqm_high <= 190.0
 
     md_path = write_report(tmp_path, "quick")
     assert md_path is not None
     text = md_path.read_text()
     assert "| CartPole-v1 | C (`pkg:C`) | candidate | 100 | 3 | 160.0 ± 24.5 |" in text
     assert "| 0.80 | 50 | 0.50 |" in text
+    assert f"| 160.0 [{cand.final_iqm_low:.1f}, {cand.final_iqm_high:.1f}] |" in text
+    assert "*historical*" not in text  # no suite given: nothing is marked
     png = tmp_path / "CartPole-v1.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert write_report(tmp_path, "no-such-profile") is None
+
+
+def test_report_marks_labels_the_suite_no_longer_has(tmp_path: Path) -> None:
+    for label, role in (("R", "reference"), ("C", "candidate"), ("Gone", "candidate")):
+        append_record(tmp_path / "results.jsonl", _record(label, role, 0, 100.0, [0.0, 50.0, 100.0], 10.0))
+    suite = Suite(
+        "synthetic",
+        "R and C only",
+        [Entry("CartPole-v1", Algo("R", "pkg:R"), [Algo("C", "pkg:C")], **_BUDGETS)],
+    )
+    md_path = write_report(tmp_path, "quick", suite)
+    assert md_path is not None
+    lines = md_path.read_text().splitlines()
+    assert any(line.startswith("| CartPole-v1 | Gone (`pkg:Gone`) | candidate, *historical* |") for line in lines)
+    assert any(line.startswith("| CartPole-v1 | C (`pkg:C`) | candidate |") for line in lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Interquartile mean and its bootstrap interval
+# --------------------------------------------------------------------------------------------------
+
+
+def _brute_force_iqm(values: np.ndarray) -> float:
+    """Mean of the middle runs after cutting floor(n / 4) at each end (rliable's scipy.stats.trim_mean(0.25))."""
+    ordered = sorted(float(v) for v in values)
+    cut = len(ordered) // 4
+    middle = ordered[cut : len(ordered) - cut]
+    return sum(middle) / len(middle)
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        ([3.0, 1.0, 100.0, 2.0, 4.0], 3.0),  # 5 runs: 1 cut at each end, mean of 2, 3, 4
+        ([0.0, 1.0, 2.0, 3.0, 10.0, 100.0], 4.0),  # 6 runs: 1.5 -> 1 cut (weighting the half-runs would give 3.5)
+        ([1.0, 2.0, 30.0], 11.0),  # 3 runs: nothing cut, the mean
+        ([5.0, -1.0, 7.0, 2.0, 9.0, 0.0, 4.0, 8.0, 6.0, 100.0], 32 / 6),  # 10 runs: 2 cut at each end, mean of 2 4 5 6 7 8
+    ],
+)
+def test_iqm_matches_brute_force(scores: list[float], expected: float) -> None:
+    assert _brute_force_iqm(np.array(scores)) == pytest.approx(expected)
+    assert float(iqm_with_ci(np.array(scores)).iqm) == pytest.approx(expected)
+
+
+def test_iqm_ci_is_a_seeded_percentile_bootstrap_over_runs() -> None:
+    scores = np.array([3.0, 1.0, 100.0, 2.0, 4.0, 7.0, -5.0, 11.0])
+    estimate = iqm_with_ci(scores, reps=300, seed=1)
+    # Brute force: the same resamples of runs, each one's IQM by hand, then the 2.5 and 97.5 percentiles.
+    indices = np.random.default_rng(1).integers(0, len(scores), size=(300, len(scores)))
+    by_hand = [_brute_force_iqm(scores[row]) for row in indices]
+    assert float(estimate.low) == pytest.approx(np.percentile(by_hand, 2.5))
+    assert float(estimate.high) == pytest.approx(np.percentile(by_hand, 97.5))
+    assert estimate.low < estimate.iqm < estimate.high
+    again = iqm_with_ci(scores, reps=300, seed=1)
+    assert (again.low, again.high) == (estimate.low, estimate.high)  # reproducible
+    # Learning curves: one IQM and interval per point, each seed's curve resampled whole.
+    curves = np.stack([scores, 2 * scores, np.full_like(scores, 4.0)], axis=1)  # [8 runs, 3 points]
+    curve = iqm_with_ci(curves, reps=300, seed=1)
+    assert curve.iqm == pytest.approx([_brute_force_iqm(curves[:, t]) for t in range(3)])
+    assert curve.low[:2] == pytest.approx([estimate.low, 2 * estimate.low]) and curve.low[2] == curve.high[2] == 4.0
 
 
 def test_curve_helpers() -> None:
@@ -379,98 +452,39 @@ def test_atari_train_and_eval_envs_wrap_alike() -> None:
     eval_env.close()
 
 
-def test_acktr_batch_probe_configuration() -> None:
-    """Probes start from ACKTR's YAML entry at A2C's batch and network (any env of the acktr suite), or from the
-    suite's A2C; overrides are parsed literally."""
-    from benchmarks.acktr_batch_probe import base_kwargs, parse_overrides, probe_config
-
-    kwargs, n_envs = base_kwargs("Hopper-v5")
-    assert n_envs == 1 and kwargs["n_steps"] == 5 and "policy_kwargs" not in kwargs and "policy" not in kwargs
-    assert kwargs["kl_clip"] == 0.0002 and kwargs["vf_learning_rate"] == 0.005 and kwargs["vf_activation_fn"] == "elu"
-    assert "target_kl" not in kwargs and "normalize_advantage" not in kwargs  # as the acktr suite at A2C's batch
-    assert "kl_batch_size" not in kwargs and "stats_interval" not in kwargs
-    yaml_kwargs, yaml_n_envs = base_kwargs("HalfCheetah-v5", yaml_batch=True)  # the paper's set-up
-    assert yaml_n_envs == 4 and yaml_kwargs["n_steps"] == 640 and "policy" not in yaml_kwargs
-    assert yaml_kwargs["target_kl"] == 0.002 and yaml_kwargs["kl_clip"] == 0.005 and yaml_kwargs["normalize_advantage"]
-    assert yaml_kwargs["stats_interval"] == 10 and yaml_kwargs["kl_batch_size"] == 320
-    assert yaml_kwargs["policy_kwargs"] == dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))
-    assert probe_config("Hopper-v5").normalize and not probe_config("CartPole-v1").normalize
-    cartpole, cartpole_envs = base_kwargs("CartPole-v1")
-    a2c, a2c_envs = base_kwargs("CartPole-v1", a2c=True)
-    assert cartpole_envs == a2c_envs == 8 and cartpole["n_steps"] == 5 and "kl_clip" not in a2c
-    lunar_a2c, _ = base_kwargs("LunarLander-v3", a2c=True)
-    assert lunar_a2c["gamma"] == 0.995  # rl-zoo3's A2C entry, not ACKTR's
-    assert parse_overrides(["kl_clip=1e-5", "normalize_advantage=True", "vf_activation_fn=elu"]) == {
-        "kl_clip": 1e-5,
-        "normalize_advantage": True,
-        "vf_activation_fn": "elu",
-    }
-    with pytest.raises(ValueError, match="key=value"):
-        parse_overrides(["kl_clip"])
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
 
 
-def test_acktr_batch_probe_runs_on_a_classic_control_env() -> None:
-    """A probe trains and evaluates from the suite's configuration (no VecNormalize on CartPole)."""
-    from benchmarks.acktr_batch_probe import probe
+def test_cli_dry_run_lists_the_planned_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.__main__ import main
 
-    record = probe("CartPole-v1", 0, 80, {"kl_clip": 0.002}, a2c=False, n_points=2)
-    assert record["timesteps"] == [40, 80] and len(record["curve"]) == 2 and len(record["step_info"]) == 2
-    assert record["kwargs"]["kl_clip"] == 0.002 and record["kwargs"]["n_envs"] == 8
-    training = record["training"][-1]
-    assert training["std"] is None and training["ep_len_mean"] is not None  # Discrete actions: no log_std
-    assert all(0.0 < step["kl"] <= 0.002 + 1e-9 for step in record["step_info"][-1][:1])
-
-
-def test_acktr_batch_probe_schedules_span_the_whole_probe() -> None:
-    """One learn() call: a linear eta_max schedule reaches 0 at the last update (not at the end of each chunk)."""
-    from benchmarks.acktr_batch_probe import probe
-
-    record = probe("CartPole-v1", 0, 80, {"learning_rate": "lin_0.25"}, a2c=False, n_points=2)
-    assert record["timesteps"] == [40, 80] and record["overrides"] == {"learning_rate": "lin_0.25"}
-    first, last = record["step_info"][0][0]["step_size"], record["step_info"][-1][0]["step_size"]
-    assert 0.0 < first <= 0.125 and last == 0.0  # progress 0.5 after the first update, 0 after the second
+    assert main(["returns", "--suite", "smoke", "--dry-run", "--out-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 * 3 and all(line.startswith("to run") for line in lines)  # 3 algorithms x 3 quick seeds
+    assert main(["returns", "--suite", "smoke", "--report-only", "--out-dir", str(tmp_path)]) == 1  # nothing to report
+    with pytest.raises(SystemExit):
+        main(["speed", "--suite", "smoke", "--no-such-flag"])
 
 
-def test_acktr_batch_probe_summary_groups_settings_and_keeps_a_seeds_latest_probe() -> None:
-    """--summary: one row per settings; means over seeds of the last evaluations and of the final one, by hand."""
-    from benchmarks.acktr_batch_probe import summarize
+def test_micro_benchmarks_are_discovered_by_module_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
 
-    def record(seed: int, curve: list[float], overrides: dict, env: str = "Pendulum-v1", algo: str = "ACKTR") -> dict:
-        timesteps = [100 * (i + 1) for i in range(len(curve))]
-        return dict(env=env, seed=seed, algo=algo, batch="a2c", overrides=overrides, timesteps=timesteps, curve=curve)
+    from benchmarks import micro
+    from benchmarks.__main__ import main
 
-    records = [
-        record(10, [-900.0, -500.0, -300.0], {}),
-        record(11, [-800.0, -400.0, -200.0], {}),
-        record(10, [-700.0, -300.0, -100.0], {}),  # seed 10 again: replaces the first
-        record(10, [-600.0, -200.0, -150.0], {"ent_coef": 0.01}),
-        record(10, [-1.0, -1.0, -1.0], {}, algo="A2C"),
-        record(10, [10.0, 20.0, 30.0], {}, env="CartPole-v1"),
-        {**record(12, [-500.0, -100.0, -50.0], {}), "batch": "yaml"},
-    ]
-    old = record(13, [-500.0, -100.0, -50.0], {"kl_clip": 0.01})
-    del old["batch"]  # written before --yaml-batch: at A2C's batch
-    records.append(old)
-    rows = {
-        (row["algo"], json.dumps(row["overrides"])): row
-        for row in summarize(records, "Pendulum-v1", last=2)
-        if row["batch"] == "a2c"
-    }
-    assert len(rows) == 4 and rows[("ACKTR", '{"kl_clip": 0.01}')]["seeds"] == [13]
-    base = rows[("ACKTR", "{}")]
-    assert base["seeds"] == [10, 11] and base["steps"] == 300 and base["points"] == 3
-    assert base["last_mean"] == ((-300.0 - 100.0) / 2 + (-400.0 - 200.0) / 2) / 2 and base["final_mean"] == -150.0
-    assert rows[("ACKTR", '{"ent_coef": 0.01}')]["final_mean"] == -150.0 and rows[("A2C", "{}")]["seeds"] == [10]
-
-
-def test_acktr_kl_accuracy_decomposes_the_kl_of_small_steps() -> None:
-    """On tiny steps the exact quadratic form is the measured KL; the K-FAC model stays on the trust region."""
-    from benchmarks.acktr_kl_accuracy import measure
-
-    record = measure("CartPole-v1", 0, warmup=400, updates=3, overrides={"kl_clip": 1e-5})
-    assert record["batch"] == "a2c" and record["samples_per_update"] == 40 and len(record["updates"]) == 3
-    assert record["overrides"] == {"momentum": 0.0, "kl_clip": 1e-5}
-    for row in record["updates"]:
-        assert row["kfac"] <= 1e-5 * (1 + 1e-6)  # the K-FAC model is on (or inside) the trust region
-        assert row["measured"] == pytest.approx(row["exact"], rel=0.05)  # second-order model of a KL of ~1e-5
-        assert 0.0 < row["block_diagonal"] and 0.0 < row["exact"]
+    assert {"fvp_speed", "kfac_overhead"} <= set(micro.available())
+    # A new module in the package is found without being registered anywhere; its arguments are passed on.
+    (tmp_path / "fake_micro.py").write_text("def main(argv=None):\n    print('fake', argv)\n    return 3\n")
+    monkeypatch.setattr(micro, "__path__", [*micro.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "benchmarks.micro.fake_micro", raising=False)
+    assert "fake_micro" in micro.available()
+    assert main(["micro", "--suite", "fake_micro", "--repeats", "2"]) == 3
+    assert "fake ['--repeats', '2']" in capsys.readouterr().out
+    assert main(["micro", "--list"]) == 0 and "fake_micro" in capsys.readouterr().out
+    assert main(["micro", "--suite", "no_such_micro"]) == 2
+    with pytest.raises(ValueError, match="no micro-benchmark"):
+        micro.load("no_such_micro")
