@@ -179,7 +179,7 @@ def plot_env(env_id: str, labels: dict[str, list[dict[str, Any]]], path: Path, t
         curve = iqm_with_ci(values)
         name = f"{label} ({'reference' if label == ref_label else 'candidate'}, {len(runs)} seeds)"
         (line,) = axes.plot(t, curve.iqm, label=name, linewidth=2 if label == ref_label else 1.5)
-        axes.fill_between(t, curve.low, curve.high, color=line.get_color(), alpha=0.2, linewidth=0)
+        axes.fill_between(t, curve.low, curve.high, color=line.get_color(), alpha=0.15, linewidth=0)
         if label == ref_label:
             final = float(np.mean([r["final"]["mean"] for r in runs]))
             axes.axhline(

@@ -59,6 +59,8 @@ def render_status(status: SuiteStatus) -> list[str]:
         f"{status.suite} ({status.profile}): {status.done}/{status.planned} done, {len(status.stale)} stale, "
         f"{len(status.missing)} missing, {sum(status.historical.values())} historical"
     ]
+    if not (status.done or status.stale or status.historical):
+        return lines  # nothing recorded: the missing runs are all of them
     if status.stale:
         lines.append(f"  stale (config_hash differs; delete the lines to rerun): {_runs_by_algo(status.stale)}")
     if status.missing:
