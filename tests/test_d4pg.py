@@ -346,3 +346,17 @@ def test_save_load_keeps_the_critic(critic: str, tmp_path) -> None:
     assert th.equal(loaded.atoms, model.atoms)
     obs, actions = th.randn(5, 3), th.rand(5, 1)
     assert th.equal(loaded.critic(obs, actions), model.critic(obs, actions))
+
+
+def test_parallel_actors_subproc_vec_env() -> None:
+    """K parallel actors (the paper's distributed actors) through SB3's SubprocVecEnv, prioritized n-step replay."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    env = make_vec_env("Pendulum-v1", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    try:
+        model = D4PG("MlpPolicy", env, prioritized_replay=True, seed=0, **TINY).learn(200)
+        assert model.num_timesteps == 200 and model.replay_buffer.pos == 100  # type: ignore[union-attr]
+        assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+    finally:
+        env.close()
