@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch as th
@@ -552,20 +554,20 @@ def test_stats_interval_skips_recording() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("name", "value"),
     [
-        (dict(lr=-1.0), "lr"),
-        (dict(kl_clip=0.0), "kl_clip"),
-        (dict(damping=0.0), "damping"),
-        (dict(damping=float("nan")), "damping"),
-        (dict(weight_decay=-1e-3), "weight_decay"),
-        (dict(momentum=1.0), "momentum"),
-        (dict(stat_decay=1.5), "stat_decay"),
-        (dict(stats_interval=0), "stats_interval"),
-        (dict(inverse_interval=2.5), "inverse_interval"),
-        (dict(fallback="adam"), "fallback"),
+        ("lr", -1.0),
+        ("kl_clip", 0.0),
+        ("damping", 0.0),
+        ("damping", float("nan")),
+        ("weight_decay", -1e-3),
+        ("momentum", 1.0),
+        ("stat_decay", 1.5),
+        ("stats_interval", 0),
+        ("inverse_interval", 2.5),
+        ("fallback", "adam"),
     ],
 )
-def test_invalid_arguments_raise(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        KFAC(DenseNet(), **kwargs)
+def test_invalid_arguments_raise(name: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=f"^KFAC: {name} must be .*, got {re.escape(repr(value))}$"):
+        KFAC(DenseNet(), **{name: value})

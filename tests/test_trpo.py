@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -326,10 +327,13 @@ def test_all_action_spaces(env_name: str, options: dict[str, Any]) -> None:
         ("n_critic_updates", -1),
         ("sub_sampling_factor", 0),
         ("batch_size", 0),
+        ("batch_size", 32.0),
+        ("gamma", 1.5),
+        ("line_search", "yes"),
     ],
 )
 def test_invalid_hyperparameters(name: str, value: Any) -> None:
-    with pytest.raises(ValueError, match=f"{name} must be .*got {value!r}"):
+    with pytest.raises(ValueError, match=f"^TRPO: {name} must be .*, got {re.escape(repr(value))}$"):
         TRPO("MlpPolicy", "CartPole-v1", **{name: value})
 
 

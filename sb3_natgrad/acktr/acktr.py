@@ -78,6 +78,7 @@ from sb3_natgrad.acktr.stats_batch import StatsBatch
 from sb3_natgrad.acktr.unrecorded import UnrecordedRollouts
 from sb3_natgrad.common.fisher import detach_distribution, index_observations, mean_kl, sample_fisher_actions
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
+from sb3_natgrad.common.validation import check_bool, check_choice, check_int, check_number, check_rate
 from sb3_natgrad.optim.kfac import FALLBACKS, KFAC, fisher_backward
 
 SelfACKTR = TypeVar("SelfACKTR", bound="ACKTR")
@@ -109,31 +110,6 @@ def sampled_fisher_loss(distribution: Distribution, values: th.Tensor, vf_fisher
         return actor_nll
     sampled_values = values.detach() + th.randn_like(values)  # v~ ~ N(V(s), 1), [B]
     return actor_nll + vf_fisher_coef * 0.5 * (values - sampled_values).pow(2)
-
-
-def _check(
-    name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False, allow_none: bool = False
-) -> None:
-    if value is None and allow_none:
-        return
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not (is_number and (value > low if low_open else value >= low) and value <= high):
-        bound = f"> {low}" if low_open else f">= {low}"
-        upper = "" if high == math.inf else f" and <= {high}"
-        raise ValueError(f"ACKTR: {name} must be a finite number {bound}{upper}, got {value!r}")
-
-
-def _check_count(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"ACKTR: {name} must be an integer >= 1{' or None' if allow_none else ''}, got {value!r}")
-
-
-def _check_rate(name: str, value: Any, allow_none: bool = False) -> None:
-    if callable(value) or (value is None and allow_none):
-        return
-    _check(name, value, 0.0, low_open=True)
 
 
 class ACKTR(OnPolicyAlgorithm):
@@ -262,40 +238,30 @@ class ACKTR(OnPolicyAlgorithm):
             _init_setup_model=False,
             supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
         )
-        _check_rate("learning_rate", learning_rate)
-        _check_rate("vf_learning_rate", vf_learning_rate, allow_none=True)
-        _check_count("n_steps", n_steps)
-        _check("gamma", gamma, 0.0, 1.0)
-        _check("gae_lambda", gae_lambda, 0.0, 1.0)
-        _check("ent_coef", ent_coef, 0.0)
-        _check("vf_coef", vf_coef, 0.0)
-        _check("vf_fisher_coef", vf_fisher_coef, 0.0)
-        _check("max_grad_norm", max_grad_norm, 0.0, low_open=True, allow_none=True)
-        _check("kl_clip", kl_clip, 0.0, low_open=True)
-        _check("vf_kl_clip", vf_kl_clip, 0.0, low_open=True)
-        _check("target_kl", target_kl, 0.0, low_open=True, allow_none=True)
-        _check("damping", damping, 0.0, low_open=True)
-        _check("vf_damping", vf_damping, 0.0, low_open=True, allow_none=True)
-        _check("stat_decay", stat_decay, 0.0, 1.0)
-        if stat_decay >= 1.0:
-            raise ValueError(f"ACKTR: stat_decay must be < 1, got {stat_decay!r}")
-        _check("momentum", momentum, 0.0, 1.0)
-        if momentum >= 1.0:
-            raise ValueError(f"ACKTR: momentum must be < 1, got {momentum!r}")
-        _check("weight_decay", weight_decay, 0.0)
-        _check("vf_weight_decay", vf_weight_decay, 0.0, allow_none=True)
-        _check_count("stats_interval", stats_interval)
-        _check_count("inverse_interval", inverse_interval)
-        _check_count("stats_batch_size", stats_batch_size, allow_none=True)
-        _check_count("kl_batch_size", kl_batch_size, allow_none=True)
-        if not isinstance(stats_replay, bool):
-            raise ValueError(f"ACKTR: stats_replay must be a bool, got {stats_replay!r}")
-        if kfac_mode not in KFAC_MODES:
-            raise ValueError(f"ACKTR: kfac_mode must be one of {KFAC_MODES}, got {kfac_mode!r}")
-        if vf_activation_fn is not None and vf_activation_fn not in ACTIVATIONS:
-            raise ValueError(f"ACKTR: vf_activation_fn must be one of {sorted(ACTIVATIONS)} or None, got {vf_activation_fn!r}")
-        if fisher_fallback not in FALLBACKS:
-            raise ValueError(f"ACKTR: fisher_fallback must be one of {FALLBACKS}, got {fisher_fallback!r}")
+        # damping, weight_decay, momentum, stat_decay, stats_interval and inverse_interval (same names, same ranges)
+        # are checked by the K-FAC optimizer that _setup_model builds; KFAC also allows a learning rate of 0 and
+        # kl_clip=None, and knows the critic's options only as its own damping, kl_clip and weight_decay
+        check_rate("ACKTR", "learning_rate", learning_rate)
+        check_rate("ACKTR", "vf_learning_rate", vf_learning_rate, allow_none=True)
+        check_int("ACKTR", "n_steps", n_steps)
+        check_number("ACKTR", "gamma", gamma, 0.0, 1.0)
+        check_number("ACKTR", "gae_lambda", gae_lambda, 0.0, 1.0)
+        check_number("ACKTR", "ent_coef", ent_coef, 0.0)
+        check_number("ACKTR", "vf_coef", vf_coef, 0.0)
+        check_number("ACKTR", "vf_fisher_coef", vf_fisher_coef, 0.0)
+        check_number("ACKTR", "max_grad_norm", max_grad_norm, 0.0, low_open=True, allow_none=True)
+        check_number("ACKTR", "kl_clip", kl_clip, 0.0, low_open=True)
+        check_number("ACKTR", "vf_kl_clip", vf_kl_clip, 0.0, low_open=True)
+        check_number("ACKTR", "vf_damping", vf_damping, 0.0, low_open=True, allow_none=True)
+        check_number("ACKTR", "vf_weight_decay", vf_weight_decay, 0.0, allow_none=True)
+        check_number("ACKTR", "target_kl", target_kl, 0.0, low_open=True, allow_none=True)
+        check_int("ACKTR", "stats_batch_size", stats_batch_size, allow_none=True)
+        check_int("ACKTR", "kl_batch_size", kl_batch_size, allow_none=True)
+        check_bool("ACKTR", "stats_replay", stats_replay)
+        check_bool("ACKTR", "normalize_advantage", normalize_advantage)
+        check_choice("ACKTR", "kfac_mode", kfac_mode, KFAC_MODES)
+        check_choice("ACKTR", "vf_activation_fn", vf_activation_fn, [*ACTIVATIONS, None])
+        check_choice("ACKTR", "fisher_fallback", fisher_fallback, FALLBACKS)
         for key in ("optimizer_class", "optimizer_kwargs"):
             if key in self.policy_kwargs:
                 raise ValueError(

@@ -17,6 +17,7 @@ from typing import Any
 import torch as th
 
 from sb3_natgrad.common.fisher import concat_observations
+from sb3_natgrad.common.validation import check_int
 
 Observations = th.Tensor | dict[str, th.Tensor]
 
@@ -31,8 +32,7 @@ class UnrecordedRollouts:
     """
 
     def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"UnrecordedRollouts: capacity must be >= 1, got {capacity}")
+        check_int("UnrecordedRollouts", "capacity", capacity)
         self.capacity = capacity
         self.observations: list[Observations] = []
         self.actions: list[th.Tensor] = []

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch as th
 
+from sb3_natgrad.common.validation import check_int, check_number
+
 
 @dataclass(frozen=True)
 class CGInfo:
@@ -51,10 +53,8 @@ def conjugate_gradient(
     :param x0: initial guess (default: zero, which saves one product)
     :return: the solution ``x`` (``[n]``, never containing NaN when ``b`` is finite) and :class:`CGInfo`
     """
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    if residual_tol < 0:
-        raise ValueError(f"residual_tol must be non-negative, got {residual_tol}")
+    check_int("conjugate_gradient", "max_iter", max_iter)
+    check_number("conjugate_gradient", "residual_tol", residual_tol, 0.0)
     if x0 is None:
         x = th.zeros_like(b)
         residual = b.clone()

@@ -58,15 +58,12 @@ from stable_baselines3.common.distributions import (
 from torch import nn
 from torch.distributions import Bernoulli, Categorical, Normal
 
+from sb3_natgrad.common.validation import check_choice, check_int, check_number
+
 #: ``u -> M u`` for one output tensor of shape ``[N, k]`` (the Fisher of the distribution wrt that output).
 Metric = Callable[[th.Tensor], th.Tensor]
 
 KL_REDUCTIONS = ("sum", "mean")
-
-
-def _check_kl_reduction(kl_reduction: str) -> None:
-    if kl_reduction not in KL_REDUCTIONS:
-        raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
 
 
 def mean_kl(dist_old: Distribution, dist_new: Distribution, kl_reduction: str = "sum") -> th.Tensor:
@@ -75,7 +72,7 @@ def mean_kl(dist_old: Distribution, dist_new: Distribution, kl_reduction: str = 
     :param kl_reduction: ``"sum"``: KL of the joint action distribution; ``"mean"``: SB3's
         ``kl_divergence(...).mean()``, which averages factorized distributions over action dimensions
     """
-    _check_kl_reduction(kl_reduction)
+    check_choice("mean_kl", "kl_reduction", kl_reduction, KL_REDUCTIONS)
     kl = kl_divergence(dist_old, dist_new)  # [N] or [N, d]
     if kl_reduction == "sum" and kl.dim() > 1:
         kl = kl.sum(dim=-1)
@@ -129,7 +126,7 @@ def distribution_outputs(distribution: Distribution, kl_reduction: str = "sum") 
     :return: outputs ``phi`` (each ``[N, k]``, still attached to the graph) and one metric per output
     :raises ValueError: for a distribution without a known analytic Fisher
     """
-    _check_kl_reduction(kl_reduction)
+    check_choice("distribution_outputs", "kl_reduction", kl_reduction, KL_REDUCTIONS)
 
     def dim_scale(dim: int) -> float:
         return 1.0 / dim if kl_reduction == "mean" else 1.0
@@ -202,8 +199,7 @@ class FisherVectorProduct:
         params: Sequence[nn.Parameter],
         damping: float = 0.0,
     ) -> None:
-        if damping < 0:
-            raise ValueError(f"damping must be non-negative, got {damping}")
+        check_number("FisherVectorProduct", "damping", damping, 0.0)
         if len(outputs) != len(metrics) or len(outputs) == 0:
             raise ValueError(f"Need one metric per output, got {len(outputs)} outputs and {len(metrics)} metrics")
         self.outputs = list(outputs)
@@ -243,8 +239,7 @@ class FisherVectorProduct:
         :param sub_sampling_factor: keep one state out of ``sub_sampling_factor`` (Schulman's thesis,
             Sec. 3.12: the Fisher can be estimated on a fraction of the batch at a fraction of the cost)
         """
-        if sub_sampling_factor < 1:
-            raise ValueError(f"sub_sampling_factor must be >= 1, got {sub_sampling_factor}")
+        check_int("FisherVectorProduct", "sub_sampling_factor", sub_sampling_factor)
         if sub_sampling_factor > 1:
             observations = subsample(observations, sub_sampling_factor)
         distribution = policy.get_distribution(observations)  # type: ignore[operator]
@@ -297,8 +292,7 @@ class KLHessianVectorProduct:
     """
 
     def __init__(self, kl: th.Tensor, params: Sequence[nn.Parameter], damping: float = 0.0) -> None:
-        if damping < 0:
-            raise ValueError(f"damping must be non-negative, got {damping}")
+        check_number("KLHessianVectorProduct", "damping", damping, 0.0)
         self.params = list(params)
         self.damping = damping
         self.n_params = sum(p.numel() for p in self.params)

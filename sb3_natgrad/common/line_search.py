@@ -21,6 +21,7 @@ import torch as th
 from torch import nn
 
 from sb3_natgrad.common.fisher import flatten, unflatten
+from sb3_natgrad.common.validation import check_int, check_number
 
 #: Closure evaluated at the current parameter values (called under ``torch.no_grad()``):
 #: returns the objective to *maximize* (scalar tensor) and the constraint value, e.g. the mean KL (scalar tensor).
@@ -60,9 +61,8 @@ def closed_form_step_size(max_kl: float, shs: float | th.Tensor) -> float:
     return step_size if math.isfinite(step_size) else 0.0
 
 
-def _check(max_kl: float, params: Sequence[nn.Parameter], search_direction: th.Tensor) -> None:
-    if not max_kl > 0:
-        raise ValueError(f"max_kl must be positive, got {max_kl}")
+def _check(owner: str, max_kl: float, params: Sequence[nn.Parameter], search_direction: th.Tensor) -> None:
+    check_number(owner, "max_kl", max_kl, 0.0, low_open=True)
     n_params = sum(p.numel() for p in params)
     if search_direction.numel() != n_params:
         raise ValueError(f"search_direction has {search_direction.numel()} elements, the parameters have {n_params}")
@@ -100,11 +100,9 @@ def backtracking_line_search(
     :param shrinking_factor: geometric step reduction, in ``(0, 1)``
     :param max_iter: maximum number of evaluations
     """
-    _check(max_kl, params, search_direction)
-    if not 0 < shrinking_factor < 1:
-        raise ValueError(f"shrinking_factor must be in (0, 1), got {shrinking_factor}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    _check("backtracking_line_search", max_kl, params, search_direction)
+    check_number("backtracking_line_search", "shrinking_factor", shrinking_factor, 0.0, 1.0, low_open=True, high_open=True)
+    check_int("backtracking_line_search", "max_iter", max_iter)
 
     def accept(improvement: float, kl_value: float) -> bool:
         # NaN fails both comparisons, so a non-finite objective or KL is never accepted.
@@ -130,7 +128,7 @@ def natural_gradient_step(
     not positive and finite), in which case the exact original parameters are restored. The KL can
     therefore exceed ``max_kl``: the quadratic model of the constraint is only trusted.
     """
-    _check(max_kl, params, search_direction)
+    _check("natural_gradient_step", max_kl, params, search_direction)
 
     def accept(improvement: float, kl_value: float) -> bool:
         return math.isfinite(improvement) and math.isfinite(kl_value)

@@ -55,25 +55,11 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
 
+from sb3_natgrad.common.validation import check_choice, check_int, check_number
 from sb3_natgrad.optim.kfac_layers import KroneckerFactoredLayer, make_layer_factors
 from sb3_natgrad.optim.step_buffers import StepBuffers
 
 FALLBACKS = ("diagonal", "identity")
-
-
-def _check_float(name: str, value: float, low: float, high: float = math.inf, low_open: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite number in ``(low | [low, high)``."""
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    above = is_number and (value > low if low_open else value >= low)
-    if not (above and value < high):
-        bound = f"> {low}" if low_open else f">= {low}"
-        upper = "" if high == math.inf else f" and < {high}"
-        raise ValueError(f"KFAC: {name} must be a finite number {bound}{upper}, got {value!r}")
-
-
-def _check_int(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"KFAC: {name} must be an integer >= 1, got {value!r}")
 
 
 class KFAC(Optimizer):
@@ -133,17 +119,15 @@ class KFAC(Optimizer):
         inverse_interval: int = 10,
         fallback: str = "diagonal",
     ) -> None:
-        _check_float("lr", lr, 0.0)  # 0 is a valid (frozen) rate, e.g. rl-zoo's enjoy loads with lr 0
-        if kl_clip is not None:
-            _check_float("kl_clip", kl_clip, 0.0, low_open=True)
-        _check_float("damping", damping, 0.0, low_open=True)
-        _check_float("weight_decay", weight_decay, 0.0)
-        _check_float("momentum", momentum, 0.0, 1.0)
-        _check_float("stat_decay", stat_decay, 0.0, 1.0)
-        _check_int("stats_interval", stats_interval)
-        _check_int("inverse_interval", inverse_interval)
-        if fallback not in FALLBACKS:
-            raise ValueError(f"KFAC: fallback must be one of {FALLBACKS}, got {fallback!r}")
+        check_number("KFAC", "lr", lr, 0.0)  # 0 is a valid (frozen) rate, e.g. rl-zoo's enjoy loads with lr 0
+        check_number("KFAC", "kl_clip", kl_clip, 0.0, low_open=True, allow_none=True)
+        check_number("KFAC", "damping", damping, 0.0, low_open=True)
+        check_number("KFAC", "weight_decay", weight_decay, 0.0)
+        check_number("KFAC", "momentum", momentum, 0.0, 1.0, high_open=True)
+        check_number("KFAC", "stat_decay", stat_decay, 0.0, 1.0, high_open=True)
+        check_int("KFAC", "stats_interval", stats_interval)
+        check_int("KFAC", "inverse_interval", inverse_interval)
+        check_choice("KFAC", "fallback", fallback, FALLBACKS)
 
         named_modules = list(model.named_modules()) if isinstance(model, nn.Module) else list(model)
         if params is None:

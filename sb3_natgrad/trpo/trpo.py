@@ -32,6 +32,7 @@ from sb3_natgrad.common.fisher import (
 from sb3_natgrad.common.fused import use_fused_adam
 from sb3_natgrad.common.line_search import LineSearchResult, backtracking_line_search, natural_gradient_step
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters
+from sb3_natgrad.common.validation import check_bool, check_choice, check_int, check_number
 from sb3_natgrad.trpo.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 SelfTRPO = TypeVar("SelfTRPO", bound="TRPO")
@@ -193,28 +194,25 @@ class TRPO(OnPolicyAlgorithm):
             _init_setup_model=False,
             supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
         )
-        checks = {
-            "fisher": (fisher in FISHER_MODES, f"one of {FISHER_MODES}", fisher),
-            "critic": (critic in CRITIC_MODES, f"one of {CRITIC_MODES}", critic),
-            "kl_reduction": (kl_reduction in KL_REDUCTIONS, f"one of {KL_REDUCTIONS}", kl_reduction),
-            "target_kl": (target_kl > 0, "positive", target_kl),
-            "vf_target_kl": (vf_target_kl > 0, "positive", vf_target_kl),
-            "vf_sigma": (vf_sigma is None or vf_sigma > 0, "None or positive", vf_sigma),
-            "cg_max_steps": (cg_max_steps >= 1, ">= 1", cg_max_steps),
-            "cg_damping": (cg_damping >= 0, "non-negative", cg_damping),
-            "line_search_shrinking_factor": (
-                0 < line_search_shrinking_factor < 1,
-                "in (0, 1)",
-                line_search_shrinking_factor,
-            ),
-            "line_search_max_iter": (line_search_max_iter >= 1, ">= 1", line_search_max_iter),
-            "n_critic_updates": (n_critic_updates >= 0, ">= 0", n_critic_updates),
-            "sub_sampling_factor": (sub_sampling_factor >= 1, ">= 1", sub_sampling_factor),
-            "batch_size": (batch_size >= 1, ">= 1", batch_size),
-        }
-        for name, (valid, expected, value) in checks.items():
-            if not valid:
-                raise ValueError(f"{name} must be {expected}, got {value!r}")
+        check_int("TRPO", "batch_size", batch_size)
+        check_number("TRPO", "gamma", gamma, 0.0, 1.0)
+        check_number("TRPO", "gae_lambda", gae_lambda, 0.0, 1.0)
+        check_int("TRPO", "cg_max_steps", cg_max_steps)
+        check_number("TRPO", "cg_damping", cg_damping, 0.0)
+        check_number(
+            "TRPO", "line_search_shrinking_factor", line_search_shrinking_factor, 0.0, 1.0, low_open=True, high_open=True
+        )
+        check_int("TRPO", "line_search_max_iter", line_search_max_iter)
+        check_int("TRPO", "n_critic_updates", n_critic_updates, low=0)
+        check_number("TRPO", "target_kl", target_kl, 0.0, low_open=True)
+        check_int("TRPO", "sub_sampling_factor", sub_sampling_factor)
+        check_choice("TRPO", "fisher", fisher, FISHER_MODES)
+        check_bool("TRPO", "line_search", line_search)
+        check_choice("TRPO", "critic", critic, CRITIC_MODES)
+        check_number("TRPO", "vf_target_kl", vf_target_kl, 0.0, low_open=True)
+        check_number("TRPO", "vf_sigma", vf_sigma, 0.0, low_open=True, allow_none=True)
+        check_choice("TRPO", "kl_reduction", kl_reduction, KL_REDUCTIONS)
+        check_bool("TRPO", "normalize_advantage", normalize_advantage)
 
         self.normalize_advantage = normalize_advantage
         if self.env is not None:
