@@ -1,4 +1,4 @@
-"""Benchmark harness for sb3_natgrad: candidate algorithms against reference implementations.
+"""Benchmark tool for sb3_natgrad: candidate algorithms against reference implementations.
 
 Modules:
 
@@ -9,5 +9,8 @@ Modules:
 - :mod:`benchmarks.harness`: schedules the workers, appends results to the JSONL, resumes.
 - :mod:`benchmarks.report`: markdown table and learning-curve plots from the JSONL.
 - :mod:`benchmarks.overhead`: times ``train()`` alone on identical data.
-- :mod:`benchmarks.run`: the command line (``python -m benchmarks.run --help``).
+- :mod:`benchmarks.stats`: interquartile mean over seeds with its bootstrap confidence interval.
+- :mod:`benchmarks.status`: recorded runs that are stale, missing or historical against the suites.
+- :mod:`benchmarks.micro`: micro-benchmarks of the math core, one module each.
+- :mod:`benchmarks.__main__`: the command line (``python -m benchmarks --help``).
 """

@@ -102,7 +102,7 @@ TRPO = Suite(
 # --------------------------------------------------------------------------------------------------
 # trpo_speed: the issue's train() timing set-up, 2048 samples per update (2 envs x 1024 steps), zoo MuJoCo
 # settings otherwise, with a 64x64 and a 256x256 network (one env each: a suite has one entry per env).
-# Meant for `--overhead`; its `full` profile trains like the `trpo` suite.
+# Meant for `speed`; its `full` profile trains like the `trpo` suite.
 # --------------------------------------------------------------------------------------------------
 def _trpo_speed_entry(env_id: str, width: int, zoo_key: str) -> Entry:
     net = f"dict(net_arch=dict(pi=[{width}, {width}], vf=[{width}, {width}]))"
@@ -144,49 +144,20 @@ TRPO_SPEED = Suite(
 _SAME_BATCH_AND_NETWORK = ("n_envs", "n_steps", "policy_kwargs")
 
 
-#: Settings of ACKTR's MuJoCo YAML entries for their own ~2500-sample batch (the paper's adaptive eta_max and
-#: standardised advantages, with baselines' trust regions): at A2C's 5-sample batch standardising makes every step
-#: hit the trust region and the measured KL of 5 samples is noise, so there the entry runs without the first two,
-#: hence without the KL's subsample; nor does it amortise the statistics (the ``ACKTR stats/6`` variant measures what
-#: that saves and costs). It keeps the YAML's ``inverse_interval`` (2), which at 5 samples per update is, with the
-#: statistics, most of ACKTR's cost beyond A2C's (docs/benchmarks/acktr/overhead.md).
+#: Settings of ACKTR's MuJoCo YAML entries tuned for their own ~2500-sample batch, not used at A2C's 5 samples
+#: (standardised advantages put every step on the trust region; a KL measured on 5 samples is noise).
 ACKTR_PAPER_BATCH_ONLY = ("target_kl", "normalize_advantage", "kl_batch_size", "stats_interval")
-#: Trust regions at A2C's batch, on the scale of how far one A2C update moves (docs/benchmarks/acktr/a2c_step_kl.json:
-#: policy KL ~1e-3 and more per update, critic 0.5 E[dV^2] ~1e-3 and less). Every actor step is on its trust region
-#: (eta_max 1, so the step's KL is kl_clip whatever the 5-sample gradient's scale, as RMSprop normalises A2C's step),
-#: kl_clip 0.01 was unstable where 0.001 was not, and the critic's bound comes down from the YAML's 0.15, which let
-#: each 5-sample update move V by ~0.5 (docs/benchmarks/acktr/batch_probes.jsonl).
+#: Trust regions at A2C's batch, on the scale of one A2C update (docs/benchmarks/findings.md); eta_max 1 puts every
+#: actor step on its trust region, as RMSprop normalises A2C's step.
 ACKTR_AT_A2C_BATCH = {"learning_rate": 1.0, "kl_clip": 0.001, "vf_kl_clip": 0.01}
-#: Hopper at A2C's batch, from logged runs (Hopper seed 10, 150k steps): with the critic's eta_max at the YAML's 0.25
-#: each 5-sample Gauss-Newton step fits a quarter of the way to 5 noisy returns, and the critic's explained variance
-#: stayed far below 0 (A2C's turned positive by 60k); at vf_learning_rate 0.005 it sat near 0.4-0.96. The actor then
-#: collapsed its action std (0.84 -> 0.28 by 150k, A2C 0.90 -> 0.75 by 90k) with episodes stuck at ~120 steps: a KL of
-#: 1e-3 per 5-sample step is a fast random walk, and the natural gradient spends much of it on log_std. kl_clip 2e-4
-#: let the episodes grow (to ~520 steps by 100k), but the std still fell to 0.2-0.3 (docs/benchmarks/acktr/batch_probes.jsonl,
-#: seed 0: 325 at 300k, 647.5 at 1M over 3 seeds). gSDE's state-dependent noise (use_sde) kept it at 0.66-0.73 and
-#: scored 1289 at 300k (seed 0; A2C 568).
+#: Hopper at A2C's batch: a smaller actor trust region, a slower critic and gSDE kept the action std from collapsing.
 ACKTR_HOPPER_AT_A2C_BATCH = {**ACKTR_AT_A2C_BATCH, "kl_clip": 0.0002, "vf_learning_rate": 0.005, "use_sde": True}
-#: The variant that amortises the Fisher statistics at A2C's batch: recorded every 6th update, with the running average's
-#: decay per recording matched to the same memory in updates (0.99^6 = 0.94). On 5-64 samples the statistics (a
-#: sampled loss, a second backward pass, two matmuls per layer) are most of what an update costs beyond A2C's
-#: (docs/benchmarks/acktr/overhead.md); CartPole probes at 100k (seeds 10-14) reached 500 on the mean curve at 85k
-#: with it, as with statistics every update (docs/benchmarks/acktr/batch_probes.jsonl).
+#: Fisher statistics every 6th update, the running average's decay matched to the same memory (0.99^6 = 0.94).
 ACKTR_AMORTISED_STATS = {"stats_interval": 6, "stat_decay": 0.94}
-#: ``ACKTR stats/6`` lost returns on LunarLander and HalfCheetah, where each recording saw one rollout of 40 or 5 samples
-#: (the factors averaged a sixth of the samples). This variant records every 6th update on the 6 rollouts since the
-#: last recording (``stats_replay``), at most 64 of them drawn at random (``stats_batch_size``: on 40-64-sample
-#: rollouts the whole pool of 240-384 cost 1.31-1.35x A2C's update instead of 1.19-1.21x, ad hoc), and refreshes the
-#: inverses every 2nd recording (every 12 updates, instead of the YAML's 2 on MuJoCo or the default 10).
-#: Result (5 seeds, Hopper 10; docs/benchmarks/acktr/): 1.17-1.27x A2C's update (overhead.md, 60 calls, four runs), but
-#: below A2C on LunarLander (-41.3 vs 48.8); Hopper 809.7 vs 801.3 (895.3 vs 1055.9 on seeds 0-4). LunarLander probes on
-#: seeds 10-14 (batch_probes.jsonl) point at the 64-sample draw: with all 240 pooled samples the mean of the last 5
-#: evaluations was 22.9 (statistics every update: 20.8), with 64 -11.7.
+#: Statistics every 6th update on the 6 rollouts since the last recording (at most 64 samples drawn), inverses every
+#: 12 updates.
 ACKTR_REPLAYED_STATS = {**ACKTR_AMORTISED_STATS, "stats_replay": True, "stats_batch_size": 64, "inverse_interval": 12}
-#: ``ACKTR replay/6`` with 128 of the pooled samples: on LunarLander probes (seeds 10-14, 200k) the mean of the last 5
-#: evaluations was 24.2 with 128, -11.7 with 64 (batch_probes.jsonl). Only on the entries whose pool of 6 rollouts
-#: exceeds 64 samples (40-64 per rollout); on MuJoCo's 5-sample rollouts the pool of 30 is recorded whole either way.
-#: Result (5 seeds): LunarLander 69.1 (A2C 48.8, replay/6 -41.3), Pendulum -164.5, CartPole 500, at 1.19-1.24x A2C's
-#: update (overhead.md, 60 calls, four runs).
+#: ``ACKTR replay/6`` drawing 128 pooled samples; only on entries whose pool of 6 rollouts exceeds 64 samples.
 ACKTR_REPLAYED_STATS_128 = {**ACKTR_REPLAYED_STATS, "stats_batch_size": 128}
 _POOL_OVER_64 = (("ACKTR replay/6 (128)", ACKTR_REPLAYED_STATS_128),)
 
@@ -310,9 +281,9 @@ ACKTR_ATARI = Suite(
 # --------------------------------------------------------------------------------------------------
 # acktr_speed: train() of ACKTR against A2C on the paper's MuJoCo batch (4 envs x 640 steps = 2560 samples,
 # separate 64x64 networks), where K-FAC's per-update work is amortised over many samples; the `acktr` suite's
-# --overhead covers A2C's own batches (5 to 64 samples). ACKTR as its YAML entry (statistics every 10 updates,
+# `speed` covers A2C's own batches (5 to 64 samples). ACKTR as its YAML entry (statistics every 10 updates,
 # inverses every 2, target_kl's KL on 320 rows), with statistics every update (on all rows or on 320 of them), and
-# with the KL on the whole batch. Meant for `--overhead`; its `full` profile trains like the `acktr_paper` suite.
+# with the KL on the whole batch. Meant for `speed`; its `full` profile trains like the `acktr_paper` suite.
 # --------------------------------------------------------------------------------------------------
 def _acktr_speed_algos(zoo_key: str) -> tuple[Algo, list[Algo]]:
     batch = {"n_envs": 4, "n_steps": 640, "policy_kwargs": "dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))"}
