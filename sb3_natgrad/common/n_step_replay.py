@@ -88,14 +88,17 @@ class NStepMixin:
         window = window_pos * n_envs + env_index[:, None]  # [B, n] flat indices of the n transitions
         rewards_seq = self._normalize_reward(rewards.take(window), env)  # [B, n]
         # Stop at the first termination or truncation (inclusive), and at the write head (SB3 marks pos - 1 as
-        # truncated while it samples: the transition after it is older data, or not written yet).
-        stop = (dones.take(window) + timeouts.take(window) > 0) | (window_pos == (self.pos - 1) % self.buffer_size)
-        stop_idx = np.where(stop.any(axis=1), stop.argmax(axis=1), n_steps - 1)  # [B]
+        # truncated while it samples: the transition after it is older data, or not written yet). Stopping at the
+        # last step when nothing stops earlier is SB3's "no done: keep the full sequence".
+        stop = np.logical_or(dones.take(window), timeouts.take(window))  # [B, n]
+        stop |= window_pos == (self.pos - 1) % self.buffer_size
+        stop[:, -1] = True
+        stop_idx = stop.argmax(axis=1)  # [B] index of the last reward used
         mask = np.arange(n_steps) <= stop_idx[:, None]  # [B, n] rewards used
-        # Same float32 arithmetic as SB3, so the values are bit-identical.
-        discounts = self.gamma ** np.arange(n_steps, dtype=np.float32).reshape(1, -1)  # [1, n]
-        n_step_returns = (rewards_seq * discounts * mask).sum(axis=1, keepdims=True)  # [B, 1]
-        target_discounts = self.gamma ** mask.sum(axis=1, keepdims=True).astype(np.float32)  # [B, 1]
+        # Same float32 arithmetic as SB3, so the values are bit-identical: gamma ** k computed as float32.
+        discounts = self.gamma ** np.arange(n_steps + 1, dtype=np.float32)  # [n + 1]
+        n_step_returns = (rewards_seq * discounts[:n_steps] * mask).sum(axis=1, keepdims=True)  # [B, 1]
+        target_discounts = discounts.take(stop_idx + 1)[:, None]  # [B, 1] gamma ** (rewards used)
         last = window.ravel().take(np.arange(flat.size) * n_steps + stop_idx)  # [B]
         done = (dones.take(last) * (1.0 - timeouts.take(last)))[:, None]  # [B, 1]
         return NStepArrays(last, n_step_returns, done, target_discounts)

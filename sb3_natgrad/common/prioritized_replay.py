@@ -25,7 +25,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import NStepReplayBuffer
-from stable_baselines3.common.type_aliases import TensorDict
+from stable_baselines3.common.type_aliases import ReplayBufferSamples, TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_natgrad.common.n_step_replay import NStepDictReplayBuffer, NStepMixin, check_n_step_args, flat_rows
@@ -102,10 +102,9 @@ class PrioritizedMixin:
 
         :return: [B] int64 flat indices, [B, 1] float32 weights tensor on the buffer's device.
         """
-        leaves = self.tree.sample(batch_size)  # [B]
-        priorities = self.tree[leaves]  # [B], all > 0
-        weights = np.power(priorities / self.tree.min(), -self._beta).astype(np.float32)[:, None]  # [B, 1]
-        return leaves, th.as_tensor(weights, device=self.device)
+        leaves, priorities = self.tree.sample(batch_size)  # [B], [B] all > 0
+        weights = np.power(priorities * (1.0 / self.tree.min()), -self._beta, dtype=np.float32)  # [B]
+        return leaves, th.as_tensor(weights[:, None], device=self.device)
 
     def update_priorities(self, indices: np.ndarray | th.Tensor, priorities: np.ndarray | th.Tensor) -> None:
         """Set the priorities of the transitions at ``indices`` to ``(priorities + eps) ** alpha`` (Sec. 3.3).
@@ -132,7 +131,8 @@ class PrioritizedMixin:
             raise ValueError(
                 f"{owner}: priorities must be finite and >= 0, got {errors[bad].tolist()} at indices {indices[bad].tolist()}"
             )
-        if not (indices.min() >= 0 and indices.max() < self.tree.capacity):
+        indices = indices.astype(np.int64, copy=False)
+        if indices.view(np.uint64).max() >= self.tree.capacity:  # negative indices are huge as unsigned
             raise ValueError(f"{owner}: indices must be in [0, {self.tree.capacity}), got {indices.min()}..{indices.max()}")
         stored = np.power(errors + self.eps, self.alpha)  # [B]
         self.tree.update(indices, stored)
@@ -199,19 +199,23 @@ class PrioritizedReplayBuffer(PrioritizedMixin, NStepMixin, NStepReplayBuffer):
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:  # type: ignore[override]
         """``batch_size`` transitions drawn with probability ``P(i)`` (stratified), with their weights and indices."""
         leaves, weights = self._sample_leaves(batch_size)
-        n_step = self._n_step_arrays(leaves, env)
-        obs = self._normalize_obs(flat_rows(self.observations).take(leaves, axis=0), env)
+        data = self._flat_samples(leaves, env)
+        assert data.discounts is not None
+        return PrioritizedReplayBufferSamples(*data[:5], data.discounts, weights, leaves)
+
+    def _flat_samples(self, flat: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        """SB3's n-step samples at flat indices ``flat`` ([B] ``position * n_envs + env``)."""
+        n_step = self._n_step_arrays(flat, env)
+        obs = self._normalize_obs(flat_rows(self.observations).take(flat, axis=0), env)
         next_obs = self._normalize_obs(flat_rows(self.next_observations).take(n_step.last, axis=0), env)
         assert isinstance(obs, np.ndarray) and isinstance(next_obs, np.ndarray)
-        return PrioritizedReplayBufferSamples(
+        return ReplayBufferSamples(
             observations=self.to_torch(obs, copy=False),
-            actions=self.to_torch(flat_rows(self.actions).take(leaves, axis=0), copy=False),
+            actions=self.to_torch(flat_rows(self.actions).take(flat, axis=0), copy=False),
             next_observations=self.to_torch(next_obs, copy=False),
             dones=self.to_torch(n_step.dones, copy=False),
             rewards=self.to_torch(n_step.rewards, copy=False),
             discounts=self.to_torch(n_step.discounts, copy=False),
-            weights=weights,
-            indices=leaves,
         )
 
 

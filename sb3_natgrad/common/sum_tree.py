@@ -9,23 +9,27 @@ Layout. The trees here are ``F``-ary (``fanout``, 16 by default) rather than bin
 ``k + 1`` holds the sums (and the minima) of ``F`` consecutive nodes of level ``k``, and the last level (at most
 ``top_size`` nodes) is scanned as a whole. A batch descends one level per iteration (``log_F(capacity / top_size)``
 iterations, two at 1e6 leaves) with NumPy operations on the whole batch: the ``F`` children of each sampled node are
-gathered as one ``[B, F]`` block, their prefix sums come from one matrix product, and the child holding ``u`` is the
-first prefix sum above it (``argmax`` of a boolean block). The top level is searched with ``np.cumsum`` and
-``np.searchsorted``. NumPy costs about a microsecond per call at these sizes, so ten binary levels cost more than one
-16-ary level, and a binary tree of 2^20 leaves (20 levels down, 20 up, twice for the min-tree) cannot meet the replay
-buffer's speed target; the wide tree does. Batch updates write the leaves, then recompute each touched parent from
-all its children, level by level: no drift accumulates, and duplicate indices do no harm.
+gathered as one ``[B, F]`` block, their prefix sums come from one matrix product (as ``[F + 1, B]``, so that the
+comparisons below run along contiguous rows), and the child holding ``u`` is the number of inclusive prefix sums
+``<= u``. The top level is searched with ``np.cumsum`` and ``np.searchsorted``. NumPy costs about a microsecond per
+call at these sizes, so four binary levels cost more than one 16-ary level, and a binary tree of 2^20 leaves (20
+levels down, 20 up, twice for the min-tree) cannot meet the replay buffer's speed target; the wide tree does. Batch
+updates write the leaves, then recompute each touched parent from all its children, level by level: no drift
+accumulates, and duplicate indices do no harm.
 
 Memory: the sum levels hold ``capacity * (1 + 1/F + 1/F^2 + ...)`` float64 values and the min levels
 ``capacity * (1/F + 1/F^2 + ...)``, i.e. about ``8 * (1 + 2 / (F - 1))`` bytes per leaf (9.1 bytes at ``F = 16``), one
 float64 array of the capacity plus 13%. The minima ignore zero leaves (never written, or priority 0): they are the
-minimum over the leaves that can be sampled.
+minimum over the leaves that can be sampled. A min node holds 0 when no leaf below it is positive; the minimum over
+positive values is taken on the bit patterns as unsigned integers minus one, which keeps the order of non-negative
+floats and sends 0.0 (only it) to the largest integer.
 
-Floating point. A prefix-sum search must never return a leaf of priority 0 (a slot not yet written): ``u`` is kept
-strictly below the mass of the node it descends into, and a child is chosen as the first whose inclusive prefix sum
-exceeds ``u``, which skips zero children as long as the prefix sums are non-decreasing. The matrix product that gives
-them is not guaranteed to be monotone to the last bit, so every sampled leaf is checked, and the (rare) draws that
-landed on a zero leaf are searched again with ``np.cumsum``, whose sequential sums are monotone.
+Floating point. A prefix-sum search must never return a leaf of priority 0 (a slot not yet written). Choosing the
+child whose exclusive prefix sum is ``<= u`` and whose inclusive one is ``> u`` skips zero children (their two prefix
+sums are equal), provided ``u`` is below the node's mass and the prefix sums are non-decreasing. Neither is certain to
+the last bit in the fast pass (a parent's stored sum and its children's prefix sums are rounded differently; a matrix
+product need not add in sequence), so every sampled leaf is checked, and the (rare) draws that landed on a zero leaf
+are searched again exactly: sequential ``np.cumsum`` prefix sums (monotone) and ``u`` clipped below each node's mass.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class SumMinTree:
     :param top_size: the last level has at most this many nodes; it is scanned with ``np.cumsum`` at each search.
     """
 
-    def __init__(self, capacity: int, fanout: int = 16, top_size: int = 2048) -> None:
+    def __init__(self, capacity: int, fanout: int = 16, top_size: int = 4096) -> None:
         if capacity < 1:
             raise ValueError(f"SumMinTree: capacity must be >= 1, got {capacity!r}")
         if fanout < 2 or fanout & (fanout - 1):
@@ -50,17 +54,18 @@ class SumMinTree:
             raise ValueError(f"SumMinTree: top_size must be >= 1, got {top_size!r}")
         self.capacity = capacity
         self.fanout = fanout
-        # Level sizes: every level below the top is padded to a multiple of F (padding leaves stay 0, padding
-        # minima stay inf), so level k reshapes to [n_k / F, F] rows of siblings.
+        self._shift = fanout.bit_length() - 1  # node // F == node >> shift
+        # Level sizes: every level below the top is padded to a multiple of F (padding stays 0: no mass, no positive
+        # leaf), so level k reshapes to [n_k / F, F] rows of siblings.
         sizes = [capacity]
         while sizes[-1] > top_size:
             sizes[-1] = -(-sizes[-1] // fanout) * fanout
             sizes.append(sizes[-1] // fanout)
         self._sums = [np.zeros(n, dtype=np.float64) for n in sizes]  # [n_k] per level, level 0 = leaves
-        # _mins[0] is unused (the leaves are _sums[0], zeros ignored when their parents' minima are computed).
-        self._mins = [np.empty(0)] + [np.full(n, np.inf, dtype=np.float64) for n in sizes[1:]]
-        # Inclusive prefix sums of a [B, F] sibling block, with a leading zero column: block @ _prefix -> [B, F + 1].
-        self._prefix = np.triu(np.ones((fanout, fanout + 1)), k=1)  # [F, F + 1]
+        # Minimum over the positive leaves below each node, 0 if none; _mins[0] is unused (the leaves are _sums[0]).
+        self._mins = [np.empty(0)] + [np.zeros(n, dtype=np.float64) for n in sizes[1:]]
+        # Row k of (_lower @ block.T) is the sum of the first k children of each node: [F + 1, F] @ [F, B] -> [F + 1, B].
+        self._lower = np.tril(np.ones((fanout + 1, fanout)), k=-1)  # [F + 1, F]
         self._ones = np.ones(fanout)  # [F]
 
     @property
@@ -79,11 +84,9 @@ class SumMinTree:
 
     def min(self) -> float:
         """Minimum over the positive leaves (``inf`` if none is positive)."""
-        if self.n_levels == 1:
-            leaves = self._sums[0]
-            positive = leaves[leaves > 0]
-            return float(positive.min()) if positive.size else float("inf")
-        return float(self._mins[-1].min())
+        top = self._sums[0][: self.capacity] if self.n_levels == 1 else self._mins[-1]
+        smallest = float(((top.view(np.uint64) - np.uint64(1)).min() + np.uint64(1)).view(np.float64))  # see _positive_min
+        return smallest if smallest > 0.0 else float("inf")
 
     def __getitem__(self, indices: np.ndarray) -> np.ndarray:
         """Leaf values at ``indices``."""
@@ -93,83 +96,92 @@ class SumMinTree:
         """Set ``leaf[indices] = values`` and recompute every ancestor of the written leaves.
 
         Duplicate indices: the value written last in the array wins (NumPy assigns a 1-D fancy index in order);
-        either way the tree stays consistent, since each parent is recomputed from the leaves as written.
+        either way the tree stays consistent, since each parent is recomputed from its children as written.
         ``values`` must be finite and non-negative (the replay buffer checks them before calling).
 
         :param indices: [B] leaf indices in ``[0, capacity)``.
         :param values: [B] new leaf values.
         """
-        fanout = self.fanout
-        # + 0.0 turns -0.0 into +0.0, whose bit pattern the min below relies on.
+        # + 0.0 turns -0.0 into +0.0, whose bit pattern the minima rely on.
         self._sums[0][indices] = np.asarray(values, dtype=np.float64) + 0.0
         nodes = np.asarray(indices, dtype=np.int64)
         for level in range(1, self.n_levels):
-            nodes = nodes // fanout  # [B] parents at this level
-            siblings = self._sums[level - 1].reshape(-1, fanout).take(nodes, axis=0)  # [B, F]
+            nodes = nodes >> self._shift  # [B] parents at this level
+            siblings = self._sums[level - 1].reshape(-1, self.fanout).take(nodes, axis=0)  # [B, F]
             self._sums[level][nodes] = siblings @ self._ones
-            if level == 1:
-                # Min over positive leaves: as unsigned integers, the bit patterns of non-negative floats keep their
-                # order, and subtracting 1 sends 0.0 (and only 0.0) to the largest value.
-                shifted = siblings.view(np.uint64) - np.uint64(1)  # [B, F]
-                block_min = (np.ascontiguousarray(shifted.T).min(axis=0) + np.uint64(1)).view(np.float64)  # [B]
-                block_min[block_min == 0.0] = np.inf  # a block of zeros has no positive leaf
-            else:
-                child_mins = self._mins[level - 1].reshape(-1, fanout).take(nodes, axis=0)  # [B, F]
-                block_min = np.ascontiguousarray(child_mins.T).min(axis=0)  # [B]
-            self._mins[level][nodes] = block_min
+            below = siblings if level == 1 else self._mins[level - 1].reshape(-1, self.fanout).take(nodes, axis=0)
+            self._mins[level][nodes] = _positive_min(below)
 
     def find(self, mass: np.ndarray) -> np.ndarray:
         """Leaf index ``i`` with ``cumsum[i - 1] <= mass < cumsum[i]`` for each value (the prefix-sum search).
 
-        Values are clipped into ``[0, total)``; the leaf returned always has a positive value. Raises ``ValueError``
-        if every leaf is 0.
+        Values are clipped into ``[0, total)``; the leaf returned always has a positive value (if any leaf has).
 
         :param mass: [B] prefix-sum targets.
         :return: [B] int64 leaf indices.
         """
-        mass = np.asarray(mass, dtype=np.float64)
-        leaves = self._descend(mass, exact=False)
-        bad = self._sums[0].take(leaves) <= 0.0  # [B]
-        if bad.any():
-            leaves[bad] = self._descend(mass[bad], exact=True)
-        return leaves
+        return self._find(np.maximum(np.asarray(mass, dtype=np.float64), 0.0))[0]
 
-    def sample(self, batch_size: int) -> np.ndarray:
+    def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Stratified draws (Schaul et al. 2016, Appendix B.2.1): the total mass is split into ``batch_size`` equal
         segments and one value is drawn uniformly in each, with NumPy's global RNG (as SB3's buffers draw).
 
-        :return: [batch_size] int64 leaf indices, each drawn with probability proportional to its value.
+        :return: [batch_size] int64 leaf indices, each drawn with probability proportional to its value, and
+            [batch_size] their values.
         """
         total = self.total()
         if not total > 0.0:
             raise ValueError("SumMinTree: cannot sample, every priority is 0")
-        mass = (np.arange(batch_size) + np.random.random(batch_size)) * (total / batch_size)  # [B], sorted
-        return self.find(mass)
+        mass = (np.arange(batch_size) + np.random.random(batch_size)) * (total / batch_size)  # [B], sorted, >= 0
+        return self._find(mass)
+
+    def _find(self, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``find`` for non-negative ``mass``, also returning the leaf values."""
+        leaves = self._descend(mass, exact=False)
+        values = self._sums[0].take(leaves)  # [B]
+        bad = values <= 0.0  # [B]
+        if bad.any():
+            leaves[bad] = self._descend(mass[bad], exact=True)
+            values = self._sums[0].take(leaves)
+        return leaves, values
 
     def _descend(self, mass: np.ndarray, exact: bool) -> np.ndarray:
-        """One pass down the levels. ``exact`` uses sequential ``np.cumsum`` prefix sums (monotone, slower)."""
-        fanout = self.fanout
+        """One pass down the levels; ``exact`` is the slower pass that cannot return a zero leaf (see the module)."""
+        fanout, batch = self.fanout, mass.size
         top = self._sums[-1]
         cumsum = np.empty(top.size + 1)
         cumsum[0] = 0.0
-        np.cumsum(top, out=cumsum[1:])  # [n_top + 1]
-        # Keep u strictly below the total, so the node found has cumsum[j] <= u < cumsum[j + 1]: a positive node.
-        u = np.minimum(mass, np.nextafter(cumsum[-1], 0.0))
-        u = np.maximum(u, 0.0)
+        np.cumsum(top, out=cumsum[1:])  # [n_top + 1], sequential: non-decreasing
+        # u strictly below the total, so the node found has cumsum[j] <= u < cumsum[j + 1]: a positive node.
+        u = np.minimum(mass, np.nextafter(cumsum[-1], 0.0))  # [B], mass >= 0
         nodes = np.searchsorted(cumsum, u, side="right") - 1  # [B]
         u = u - cumsum.take(nodes)  # [B], mass left inside the node
-        batch = np.arange(u.size) * (fanout + 1)  # [B] row offsets into the flattened [B, F + 1] prefix sums
+        columns = np.arange(batch)  # [B]
         for level in range(self.n_levels - 2, -1, -1):
             siblings = self._sums[level].reshape(-1, fanout).take(nodes, axis=0)  # [B, F] children of each node
             if exact:
-                prefix = np.zeros((u.size, fanout + 1))
-                np.cumsum(siblings, axis=1, out=prefix[:, 1:])  # [B, F + 1]
+                prefix = np.zeros((fanout + 1, batch))
+                np.cumsum(siblings.T, axis=0, out=prefix[1:])  # [F + 1, B], sequential
+                u = np.minimum(u, np.nextafter(prefix[-1], 0.0))
             else:
-                prefix = siblings @ self._prefix  # [B, F + 1]: 0, c0, c0 + c1, ...
-            u = np.minimum(u, np.nextafter(prefix[:, -1], 0.0))
-            # First inclusive prefix sum above u (column 0 is 0 <= u, never above), 1-based: the child's index + 1.
-            # A row of zeros (reached only through a non-monotone prefix above) gives 0: clip, the leaf check catches it.
-            child = np.maximum((prefix > u[:, None]).argmax(axis=1), 1)  # [B] in [1, F]
-            u = u - prefix.ravel().take(batch + child - 1)
-            nodes = nodes * fanout + (child - 1)
+                prefix = self._lower @ siblings.T  # [F + 1, B]: row k = sum of the first k children
+            # Children whose inclusive prefix sum is <= u lie entirely below u: their count is the child holding u.
+            # The last child's inclusive sum (the node's mass) is left out, so u at or above the mass (through
+            # rounding, in the fast pass) gives the last child rather than a child past the end.
+            child = (prefix[1:fanout] <= u).view(np.uint8).sum(axis=0, dtype=np.uint8).astype(np.int64)  # [B] in [0, F)
+            u = u - prefix.ravel().take(child * batch + columns)
+            nodes = nodes * fanout + child
         return nodes
+
+
+def _positive_min(rows: np.ndarray) -> np.ndarray:
+    """Minimum of the positive values of each row of a non-negative ``[B, F]`` array, 0 where none is positive.
+
+    As unsigned integers, the bit patterns of non-negative floats keep their order; subtracting 1 sends 0.0 (only it)
+    to the largest value, so the integer minimum skips zeros; adding 1 back gives 0.0 for an all-zero row.
+    """
+    bits = rows.T.copy(order="C").view(np.uint64)  # [F, B], contiguous rows: the reduction below is vectorised
+    bits -= np.uint64(1)
+    smallest = bits.min(axis=0)  # [B]
+    smallest += np.uint64(1)
+    return smallest.view(np.float64)
