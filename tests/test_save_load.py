@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch as th
 from algorithms import ALGO_NAMES, env_id, make_model, supports
+from helpers import assert_trained, parameters
 from stable_baselines3.common.envs import IdentityEnv, IdentityEnvBox
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
@@ -42,7 +43,9 @@ def test_save_load_predictions(algo: str, space: str, tmp_path) -> None:
     # Every torch object SB3 saves (policy weights and every optimizer's state) survives the round trip.
     assert params.keys() == loaded.get_parameters().keys()
     assert _state_equal(params, loaded.get_parameters())
+    before = parameters(loaded)
     loaded.learn(64, reset_num_timesteps=False)
+    assert_trained(loaded, before)
 
 
 def _continue(model, steps: int, env_id: str) -> dict:

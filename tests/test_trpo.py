@@ -14,6 +14,7 @@ import optuna
 import pytest
 import torch as th
 import yaml
+from helpers import assert_trained, parameters
 from sb3_contrib import TRPO as ContribTRPO
 from stable_baselines3.common.envs import IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -392,7 +393,9 @@ def test_other_critic_optimizers_are_kept() -> None:
     kwargs = {**TINY, "policy_kwargs": dict(optimizer_class=th.optim.RMSprop, net_arch=[16, 16])}
     model = TRPO("MlpPolicy", ENVS["discrete"](), **kwargs)
     assert type(model.policy.optimizer) is th.optim.RMSprop
+    before = parameters(model)
     model.learn(kwargs["n_steps"])  # the critic phase runs with it
+    assert_trained(model, before)
 
 
 # ------------------------------------------------------------------------------ removed options
