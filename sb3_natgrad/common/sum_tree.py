@@ -85,7 +85,9 @@ class SumMinTree:
     def min(self) -> float:
         """Minimum over the positive leaves (``inf`` if none is positive)."""
         top = self._sums[0][: self.capacity] if self.n_levels == 1 else self._mins[-1]
-        smallest = float(((top.view(np.uint64) - np.uint64(1)).min() + np.uint64(1)).view(np.float64))  # see _positive_min
+        bits = (top.view(np.uint64) - np.uint64(1)).min(keepdims=True)  # see _positive_min
+        bits += np.uint64(1)  # in place on an array: wraps to 0 silently when no leaf is positive
+        smallest = float(bits.view(np.float64)[0])
         return smallest if smallest > 0.0 else float("inf")
 
     def __getitem__(self, indices: np.ndarray) -> np.ndarray:
