@@ -259,16 +259,17 @@ def test_importance_weights_equal_closed_form():
     _, _, flat = _all_indices(buffer)
     errors = rng.exponential(1.0, flat.size)
     buffer.update_priorities(flat, errors)
-    np.random.seed(0)
-    samples = buffer.sample(64)
     # Brute force over the whole buffer: P(i) = p_i / sum p, w_i = (N P(i))^-beta / max_j (N P(j))^-beta.
     priorities = (errors + 0.01) ** 0.7
     n = priorities.size
     probabilities = priorities / priorities.sum()
     all_weights = (n * probabilities) ** -0.5
-    expected = all_weights[samples.indices] / all_weights.max()
-    np.testing.assert_allclose(samples.weights.numpy().ravel(), expected, rtol=1e-6)
-    assert samples.weights.max() <= 1.0
+    np.random.seed(0)
+    for _ in range(5):  # small batches: the buffer's max weight is usually not in the batch
+        samples = buffer.sample(4)
+        expected = all_weights[samples.indices] / all_weights.max()
+        np.testing.assert_allclose(samples.weights.numpy().ravel(), expected, rtol=1e-6)
+        assert samples.weights.max() <= 1.0
 
 
 def test_new_transitions_get_the_max_priority():
