@@ -28,7 +28,13 @@ from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples, TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_natgrad.common.n_step_replay import NStepDictReplayBuffer, NStepMixin, check_n_step_args, flat_rows
+from sb3_natgrad.common.n_step_replay import (
+    NStepDictReplayBuffer,
+    NStepMixin,
+    check_n_step_args,
+    flat_rows,
+    fresh_to_torch,
+)
 from sb3_natgrad.common.sum_tree import SumMinTree
 from sb3_natgrad.common.validation import check_number
 
@@ -104,7 +110,7 @@ class PrioritizedMixin:
         """
         leaves, priorities = self.tree.sample(batch_size)  # [B], [B] all > 0
         weights = np.power(priorities * (1.0 / self.tree.min()), -self._beta, dtype=np.float32)  # [B]
-        return leaves, th.as_tensor(weights[:, None], device=self.device)
+        return leaves, fresh_to_torch(weights[:, None], self.device)
 
     def update_priorities(self, indices: np.ndarray | th.Tensor, priorities: np.ndarray | th.Tensor) -> None:
         """Set the priorities of the transitions at ``indices`` to ``(priorities + eps) ** alpha`` (Sec. 3.3).
@@ -210,12 +216,12 @@ class PrioritizedReplayBuffer(PrioritizedMixin, NStepMixin, NStepReplayBuffer):
         next_obs = self._normalize_obs(flat_rows(self.next_observations).take(n_step.last, axis=0), env)
         assert isinstance(obs, np.ndarray) and isinstance(next_obs, np.ndarray)
         return ReplayBufferSamples(
-            observations=self.to_torch(obs, copy=False),
-            actions=self.to_torch(flat_rows(self.actions).take(flat, axis=0), copy=False),
-            next_observations=self.to_torch(next_obs, copy=False),
-            dones=self.to_torch(n_step.dones, copy=False),
-            rewards=self.to_torch(n_step.rewards, copy=False),
-            discounts=self.to_torch(n_step.discounts, copy=False),
+            observations=fresh_to_torch(obs, self.device),
+            actions=fresh_to_torch(flat_rows(self.actions).take(flat, axis=0), self.device),
+            next_observations=fresh_to_torch(next_obs, self.device),
+            dones=fresh_to_torch(n_step.dones, self.device),
+            rewards=fresh_to_torch(n_step.rewards, self.device),
+            discounts=fresh_to_torch(n_step.discounts, self.device),
         )
 
 
