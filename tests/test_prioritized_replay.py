@@ -87,7 +87,7 @@ def test_tree_search_never_returns_a_zero_leaf():
     cumsum = np.cumsum(values)
     mass = np.concatenate([[0.0, tree.total(), tree.total() * (1 + 1e-12), 1e300, -1.0], cumsum, np.nextafter(cumsum, 0)])
     for exact in (False, True):
-        leaves = tree._descend(np.maximum(mass, 0.0), exact=exact) if exact else tree.find(mass)
+        leaves = tree._descend(np.maximum(mass, 0.0), tree._top_cumsum(), exact=True) if exact else tree.find(mass)
         assert (values[leaves] > 0).all()
     # The not-yet-written tail of a buffer is never sampled.
     buffer = _filled_buffer(PrioritizedReplayBuffer, n_steps=1, buffer_size=64, n_transitions=9)
@@ -115,9 +115,8 @@ def test_tree_sums_and_minima_after_updates_with_duplicates():
         np.testing.assert_allclose(sums, children.sum(axis=1), rtol=1e-12)
         child_mins = children if level == 1 else tree._mins[level - 1].reshape(-1, tree.fanout)
         expected_mins = np.where(child_mins > 0, child_mins, np.inf).min(axis=1)
-        expected_mins[expected_mins == np.inf] = 0.0  # a node without positive leaves holds 0
         np.testing.assert_array_equal(tree._mins[level][: children.shape[0]], expected_mins)
-        assert not padding.any()
+        assert not padding.any() and (tree._mins[level][children.shape[0] :] == np.inf).all()
     tree.update(np.arange(300), np.zeros(300))
     assert tree.min() == np.inf and tree.total() == 0.0
     with pytest.raises(ValueError, match="every priority is 0"):

@@ -142,7 +142,8 @@ class PrioritizedMixin:
             raise ValueError(f"{owner}: indices must be in [0, {self.tree.capacity}), got {indices.min()}..{indices.max()}")
         stored = np.power(errors + self.eps, self.alpha)  # [B]
         self.tree.update(indices, stored)
-        self.max_priority = max(self.max_priority, float(stored.max()))
+        # max((e + eps) ** alpha) == (max(e) + eps) ** alpha: the power is non-decreasing, in floating point too.
+        self.max_priority = max(self.max_priority, float(np.power(errors.max() + self.eps, self.alpha)))
 
 
 class PrioritizedReplayBuffer(PrioritizedMixin, NStepMixin, NStepReplayBuffer):
