@@ -132,7 +132,8 @@ class PrioritizedMixin:
         if errors.size == 0:
             return
         # errors.min() >= 0 is False for NaN; errors.max() < inf catches +inf.
-        if not (errors.min() >= 0.0 and errors.max() < np.inf):
+        largest = errors.max()
+        if not (errors.min() >= 0.0 and largest < np.inf):
             bad = ~(np.isfinite(errors) & (errors >= 0.0))
             raise ValueError(
                 f"{owner}: priorities must be finite and >= 0, got {errors[bad].tolist()} at indices {indices[bad].tolist()}"
@@ -143,7 +144,7 @@ class PrioritizedMixin:
         stored = np.power(errors + self.eps, self.alpha)  # [B]
         self.tree.update(indices, stored)
         # max((e + eps) ** alpha) == (max(e) + eps) ** alpha: the power is non-decreasing, in floating point too.
-        self.max_priority = max(self.max_priority, float(np.power(errors.max() + self.eps, self.alpha)))
+        self.max_priority = max(self.max_priority, float(np.power(largest + self.eps, self.alpha)))
 
 
 class PrioritizedReplayBuffer(PrioritizedMixin, NStepMixin, NStepReplayBuffer):

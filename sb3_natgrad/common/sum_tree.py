@@ -70,6 +70,22 @@ class SumMinTree:
         # Row k of (_lower @ block.T) is the sum of the first k children of each node: [F + 1, F] @ [F, B] -> [F + 1, B].
         self._lower = np.tril(np.ones((fanout + 1, fanout)), k=-1)  # [F + 1, F]
         self._ones = np.ones(fanout)  # [F]
+        self._make_row_views()
+
+    def _make_row_views(self) -> None:
+        """[n_k / F, F] views of the levels below the top (rows of siblings); not pickled (a pickled view would be a
+        copy), rebuilt by ``__setstate__``."""
+        self._sum_rows = [level.reshape(-1, self.fanout) for level in self._sums[:-1]]
+        self._min_rows = [np.empty((0, self.fanout))] + [level.reshape(-1, self.fanout) for level in self._mins[1:-1]]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_sum_rows"], state["_min_rows"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._make_row_views()
 
     @property
     def n_levels(self) -> int:
@@ -105,17 +121,16 @@ class SumMinTree:
         :param indices: [B] leaf indices in ``[0, capacity)``.
         :param values: [B] new leaf values.
         """
-        # + 0.0 turns -0.0 into +0.0, whose bit pattern the minima rely on.
-        self._sums[0][indices] = np.asarray(values, dtype=np.float64) + 0.0
+        self._sums[0][indices] = values
         nodes = np.asarray(indices, dtype=np.int64)
         for level in range(1, self.n_levels):
             nodes = nodes >> self._shift  # [B] parents at this level
-            siblings = self._sums[level - 1].reshape(-1, self.fanout).take(nodes, axis=0)  # [B, F]
+            siblings = self._sum_rows[level - 1].take(nodes, axis=0)  # [B, F]
             self._sums[level][nodes] = siblings @ self._ones
             if level == 1:
                 self._mins[level][nodes] = _positive_min(siblings)
             else:
-                child_mins = self._mins[level - 1].reshape(-1, self.fanout).take(nodes, axis=0)  # [B, F]
+                child_mins = self._min_rows[level - 1].take(nodes, axis=0)  # [B, F]
                 self._mins[level][nodes] = child_mins.T.copy().min(axis=0)  # contiguous [F, B]: vectorised min
 
     def find(self, mass: np.ndarray) -> np.ndarray:
@@ -139,7 +154,9 @@ class SumMinTree:
         total = cumsum[-1]
         if not total > 0.0:
             raise ValueError("SumMinTree: cannot sample, every priority is 0")
-        mass = (np.arange(batch_size) + np.random.random(batch_size)) * (total / batch_size)  # [B], sorted, >= 0
+        mass = np.random.random(batch_size)  # [B]
+        mass += np.arange(batch_size)
+        mass *= total / batch_size  # [B]: one uniform draw in each segment, sorted, >= 0
         return self._find(mass, cumsum)
 
     def _top_cumsum(self) -> np.ndarray:
@@ -175,8 +192,9 @@ class SumMinTree:
         nodes = np.searchsorted(cumsum[1:-1], mass, side="right")  # [B]
         u = mass - cumsum.take(nodes)  # [B], mass left inside the node
         columns = np.arange(batch)  # [B]
+        row_starts = np.arange(0, fanout * batch, batch)  # [F]: where row k of a flattened [F + 1, B] block starts
         for level in range(self.n_levels - 2, -1, -1):
-            siblings = self._sums[level].reshape(-1, fanout).take(nodes, axis=0)  # [B, F] children of each node
+            siblings = self._sum_rows[level].take(nodes, axis=0)  # [B, F] children of each node
             if exact:
                 prefix = np.zeros((fanout + 1, batch))
                 np.cumsum(siblings.T, axis=0, out=prefix[1:])  # [F + 1, B], sequential
@@ -186,8 +204,8 @@ class SumMinTree:
             # Children whose inclusive prefix sum is <= u lie entirely below u: their count is the child holding u.
             # The last child's inclusive sum (the node's mass) is left out, so u at or above the mass (through
             # rounding, in the fast pass) gives the last child rather than a child past the end.
-            child = (prefix[1:fanout] <= u).view(np.uint8).sum(axis=0, dtype=np.uint8).astype(np.int64)  # [B] in [0, F)
-            u = u - prefix.ravel().take(child * batch + columns)
+            child = (prefix[1:fanout] <= u).view(np.uint8).sum(axis=0, dtype=np.uint8)  # [B] in [0, F)
+            u = u - prefix.ravel().take(row_starts.take(child) + columns)
             nodes = nodes * fanout + child
         return nodes
 
@@ -195,8 +213,9 @@ class SumMinTree:
 def _positive_min(rows: np.ndarray) -> np.ndarray:
     """Minimum of the positive values of each row of a non-negative ``[B, F]`` array, inf where none is positive.
 
-    As unsigned integers, the bit patterns of non-negative floats keep their order; subtracting 1 sends 0.0 (only it)
-    to the largest value, so the integer minimum skips zeros; adding 1 back gives 0.0 for an all-zero row.
+    As unsigned integers, the bit patterns of non-negative floats keep their order; subtracting 1 sends +0.0 to the
+    largest value and -0.0 to one above inf's, so the integer minimum skips zeros; adding 1 back gives a zero for an
+    all-zero row.
     """
     bits = rows.T.copy(order="C").view(np.uint64)  # [F, B], contiguous rows: the reduction below is vectorised
     bits -= np.uint64(1)
