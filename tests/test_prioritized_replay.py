@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -117,6 +118,8 @@ def test_tree_sums_and_minima_after_updates_with_duplicates():
         expected_mins = np.where(child_mins > 0, child_mins, np.inf).min(axis=1)
         np.testing.assert_array_equal(tree._mins[level][: children.shape[0]], expected_mins)
         assert not padding.any() and (tree._mins[level][children.shape[0] :] == np.inf).all()
+    tree.update(np.array([5, 6]), np.array([-0.0, 1e-310]))  # -0.0 is no positive leaf; subnormals are
+    assert tree.min() == 1e-310
     tree.update(np.arange(300), np.zeros(300))
     assert tree.min() == np.inf and tree.total() == 0.0
     with pytest.raises(ValueError, match="every priority is 0"):
@@ -469,3 +472,13 @@ def test_off_policy_algorithm_with_prioritized_replay_runs_without_warnings(tmp_
         model.save_replay_buffer(tmp_path / "buffer.pkl")
         model.load_replay_buffer(tmp_path / "buffer.pkl")
     assert isinstance(model.replay_buffer, PrioritizedReplayBuffer) and model.replay_buffer.n_steps == 3
+
+
+def test_per_speed_benchmark_writes_its_report(tmp_path):
+    from benchmarks.micro import per_speed
+
+    assert per_speed.main(["--capacity", "5000", "--repeats", "5", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "per_speed.json").read_text())
+    assert set(result["ratio_vs_uniform"]) == {"per", "per_n5"} and result["ratio_vs_uniform"]["per"]["median"] > 0
+    assert result["bytes_per_transition"]["sb3_replay_buffer"] == 172.0
+    assert "| PER step, n_steps=1 |" in (tmp_path / "per_speed.md").read_text()

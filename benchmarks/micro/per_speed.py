@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -87,6 +88,7 @@ def run(capacity: int, repeats: int, seed: int = 0) -> dict[str, Any]:
     for fn in cases.values():  # warm-up
         for _ in range(50):
             fn()
+    load_before = os.getloadavg()[0]
     times = {name: np.empty(repeats) for name in cases}
     for i in range(repeats):
         for name, fn in cases.items():
@@ -114,6 +116,8 @@ def run(capacity: int, repeats: int, seed: int = 0) -> dict[str, Any]:
             "torch": th.__version__,
             "processor": platform.processor() or platform.machine(),
             "torch_threads": th.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "load_average_1min": [load_before, os.getloadavg()[0]],  # before / after the timed loop
         },
     }
 
@@ -149,6 +153,10 @@ def _markdown(result: dict[str, Any], command: str) -> str:
             f"Memory: SB3's buffer stores {m['sb3_replay_buffer']:.1f} bytes per transition; the sum and min trees "
             f"({m['tree_fanout']}-ary, {m['tree_levels']} levels) add {m['trees']:.2f} bytes per transition "
             f"(+{100 * m['trees'] / m['sb3_replay_buffer']:.1f}%).",
+            "",
+            f"Machine: {result['machine']['cpu_count']} CPUs shared with other work, 1-minute load average "
+            f"{result['machine']['load_average_1min'][0]:.1f} before and {result['machine']['load_average_1min'][1]:.1f} "
+            "after the timed loop; the interleaving makes the load fall on both sides of each ratio, not the absolute times.",
             "",
         ]
     )
