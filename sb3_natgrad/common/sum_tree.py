@@ -22,7 +22,8 @@ Memory: the sum levels hold ``capacity * (1 + 1/F + 1/F^2 + ...)`` float64 value
 float64 array of the capacity plus 13%. The minima ignore zero leaves (never written, or priority 0): they are the
 minimum over the leaves that can be sampled (a min node with no positive leaf below holds inf). The leaves' minimum
 over positive values is taken on the bit patterns as unsigned integers minus one, which keeps the order of
-non-negative floats and sends 0.0 (only it) to the largest integer.
+positive floats and sends +0.0 and -0.0 above all of them. Leaves are padded to ``n_top * F^(L - 1)`` (fewer than
+``F^(L - 1)`` extra zero leaves) so that every node has its ``F`` children.
 
 Floating point. A prefix-sum search must never return a leaf of priority 0 (a slot not yet written). Choosing the
 child whose exclusive prefix sum is ``<= u`` and whose inclusive one is ``> u`` skips zero children (their two prefix
