@@ -2,6 +2,9 @@
 
 Usage: ``python examples/d4pg_pendulum.py [--timesteps 20000] [--seed 0] [--critic quantile] [--per]``
 (the YAML's budget is 20k steps: 10k of random actions, then one gradient step per environment step).
+
+Measured with this script (20k steps, mean of 10 deterministic evaluation episodes): seeds 0/1/2 gave
+-88.6/-144.8/-170.5; with ``--per`` -90.3/-144.0/-167.8; ``--critic quantile`` on seed 0 gave -85.8.
 """
 
 from __future__ import annotations
