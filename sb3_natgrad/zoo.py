@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 def hyperparams_dir() -> Path:
@@ -50,3 +53,20 @@ def with_default_conf_file(argv: Sequence[str]) -> list[str]:
     if known.algo in ALGOS and known.conf_file is None:
         argv += ["--conf-file", str(hyperparams_dir() / f"{known.algo}.yml")]
     return argv
+
+
+def tuned_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
+    """The entry of ``hyperparams/<algo>.yml`` for ``env_id`` (or its ``default`` entry), as written there.
+
+    Values are the zoo's: ``n_envs``, ``n_timesteps`` and ``policy`` sit beside the constructor
+    arguments, schedules are strings such as ``"lin_1e-3"``. ``python -m sb3_natgrad.train`` applies them
+    all; this function lets a script read them.
+
+    :raises KeyError: when the file has neither an ``env_id`` nor a ``default`` entry.
+    """
+    with open(hyperparams_dir() / f"{algo}.yml") as file:
+        entries = yaml.safe_load(file)
+    key = env_id if env_id in entries else "default"
+    if key not in entries:
+        raise KeyError(f"hyperparams/{algo}.yml has no entry for {env_id} and no default entry")
+    return dict(entries[key])
