@@ -309,7 +309,87 @@ ACKTR_SPEED = _mujoco_pair_suite(
 )
 
 
+# --------------------------------------------------------------------------------------------------
+# d4pg: sb3_natgrad's D4PG (hyperparams/d4pg.yml) against SB3 TD3 (reference) and SB3 DDPG (a second row,
+# the harness takes one reference per entry), zoo-tuned. rl-zoo3's td3.yml and ddpg.yml entries are identical on
+# all four envs (checked with rl-zoo3 2.x: network, gamma, buffer, learning_starts, noise, train_freq,
+# gradient_steps, learning rate; batch size from the constructors, 256 for both), so TD3 is the reference because
+# the issue's target is D4PG >= TD3. D4PG and DDPG take from TD3's resolved settings everything that defines the
+# data and the network (D4PG_MATCHED); the learning rate, tau and D4PG's own keys (n_steps, v_min/v_max,
+# prioritized_replay) stay each algorithm's own.
+# --------------------------------------------------------------------------------------------------
+#: Keys copied from the TD3 reference: network, batch, buffer, replay ratio, exploration noise, discount, warm-up.
+D4PG_MATCHED = (
+    "n_envs",
+    "policy_kwargs",
+    "batch_size",
+    "buffer_size",
+    "learning_starts",
+    "train_freq",
+    "gradient_steps",
+    "noise_type",
+    "noise_std",
+    "gamma",
+)
+#: Budgets of the issue (Pendulum 20k, the others 300k); quick is one short end-to-end run past learning_starts.
+D4PG_QUICK = Budget(12_000, seeds=1, eval_freq=6_000, n_eval_episodes=2, n_final_episodes=3)
+
+
+def _d4pg_entry(env_id: str, full: Budget, zoo_keys: tuple[str, ...] = (), ablations: bool = False) -> Entry:
+    """One env of the ``d4pg`` suite: D4PG (and on some envs its PER / n_steps=1 ablations) and DDPG against TD3."""
+
+    def algo(label: str, cls: str, zoo: str, kwargs: dict[str, Any] | None = None) -> Algo:
+        return Algo(label, cls, zoo=zoo, zoo_keys=zoo_keys, kwargs=kwargs or {}, share_with_reference=D4PG_MATCHED)
+
+    candidates = [algo("D4PG", "sb3_natgrad:D4PG", "d4pg")]
+    if ablations:
+        candidates += [
+            algo("D4PG PER", "sb3_natgrad:D4PG", "d4pg", {"prioritized_replay": True}),
+            algo("D4PG n_steps=1", "sb3_natgrad:D4PG", "d4pg", {"n_steps": 1}),
+        ]
+    candidates.append(algo("DDPG", "stable_baselines3:DDPG", "rl_zoo3:ddpg"))
+    return Entry(
+        env_id,
+        reference=Algo("TD3", "stable_baselines3:TD3", zoo="rl_zoo3:td3", zoo_keys=zoo_keys),
+        candidates=candidates,
+        quick=D4PG_QUICK,
+        full=full,
+    )
+
+
+D4PG = Suite(
+    name="d4pg",
+    description=(
+        "sb3_natgrad D4PG (and its PER / n_steps=1 ablations on Pendulum and LunarLanderContinuous) against SB3 TD3 "
+        "(reference) and SB3 DDPG (a second row: one reference per entry), zoo-tuned; D4PG and DDPG take TD3's network, "
+        "batch, buffer, learning_starts, train_freq, gradient_steps, noise and gamma."
+    ),
+    entries=[
+        _d4pg_entry(
+            "Pendulum-v1",
+            Budget(20_000, seeds=3, eval_freq=1_000, n_eval_episodes=5, n_final_episodes=10, timeout_s=3600.0),
+            ablations=True,
+        ),
+        _d4pg_entry(
+            "LunarLanderContinuous-v3",
+            Budget(300_000, seeds=3, eval_freq=15_000, n_eval_episodes=5, n_final_episodes=10, timeout_s=8 * 3600.0),
+            ablations=True,
+        ),
+        _d4pg_entry(
+            "HalfCheetah-v5",
+            Budget(300_000, seeds=3, eval_freq=15_000, n_eval_episodes=5, n_final_episodes=10, timeout_s=8 * 3600.0),
+            zoo_keys=("HalfCheetah-v4",),
+        ),
+        _d4pg_entry(
+            "Hopper-v5",
+            Budget(300_000, seeds=3, eval_freq=15_000, n_eval_episodes=5, n_final_episodes=10, timeout_s=8 * 3600.0),
+            zoo_keys=("Hopper-v4",),
+        ),
+    ],
+)
+
+
 #: Every suite by name (``python -m benchmarks returns --suite NAME``).
 SUITES: dict[str, Suite] = {
-    suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED)
+    suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED, D4PG)
 }
