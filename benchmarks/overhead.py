@@ -11,7 +11,8 @@ work.
 
 On-policy algorithms: one rollout (``_setup_learn`` + ``collect_rollouts``) and ``train()``. Off-policy
 algorithms: the reference's replay buffer is filled by ``learn(fill_steps)`` with ``learning_starts =
-fill_steps`` (so no update happens), and ``train(gradient_steps, batch_size)`` is timed. Another kind of
+fill_steps`` (so no update happens), and ``train(gradient_steps, batch_size)`` is timed; a prioritized candidate
+buffer gets the priorities new transitions get (or the reference's, when that one is prioritized too). Another kind of
 algorithm is a new :class:`TrainProtocol`.
 
 With ``learn_steps > 0`` (``--learn-steps``) the whole ``learn(learn_steps)`` is timed as well: a fresh pair
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
 import platform
 import time
 from abc import ABC, abstractmethod
@@ -105,6 +107,30 @@ def copy_buffer(source: Any, target: Any) -> None:
     for name in ("pos", "full", "generator_ready"):
         if hasattr(source, name):
             setattr(target, name, getattr(source, name))
+    _copy_priorities(source, target)
+
+
+def _copy_priorities(source: Any, target: Any) -> None:
+    """Priorities of the copied transitions when ``target`` is a prioritized buffer (sb3_natgrad's
+    ``PrioritizedMixin``: a sum/min tree beside the arrays, which :func:`copy_buffer` does not see).
+
+    From a prioritized ``source`` the tree and the running maximum are copied; from any other buffer every stored
+    transition gets the priority ``add()`` gives a new one, as if the target had collected the data itself.
+    Other targets are left alone.
+    """
+    from sb3_natgrad.common.prioritized_replay import PrioritizedMixin
+
+    if not isinstance(target, PrioritizedMixin):
+        return
+    if isinstance(source, PrioritizedMixin):
+        if source.tree.capacity != target.tree.capacity:
+            raise ValueError(f"Priority trees: reference capacity {source.tree.capacity} != candidate {target.tree.capacity}")
+        target.tree = copy.deepcopy(source.tree)
+        target.max_priority = source.max_priority
+        return
+    stored = target.buffer_size if target.full else target.pos
+    for position in range(stored):
+        target._prioritize_new(position)
 
 
 class _Snapshot:
@@ -297,6 +323,7 @@ def measure_pair(
     except RuntimeError:
         same_parameters = False
     protocol.prepare(ref_model, cand_model, settings)
+    load_before = os.getloadavg()
     snapshots = {id(model): _Snapshot(model, protocol.buffer(model)) for model in (ref_model, cand_model)}
 
     times: dict[str, list[float]] = {"candidate": [], "reference": []}
@@ -310,6 +337,7 @@ def measure_pair(
             model = models[role]
             times[role].append(_time_call(protocol, model, snapshots[id(model)], settings))
 
+    load_after = os.getloadavg()
     ratios = np.asarray(times["candidate"]) / np.asarray(times["reference"])
     learn = _time_learn(env_id, (cand_cls, cand_config), (ref_cls, ref_config), settings) if settings.learn_steps > 0 else {}
     return {
@@ -332,6 +360,8 @@ def measure_pair(
         "median_ratio": float(np.median(ratios)),
         "ratio_q25": float(np.quantile(ratios, 0.25)),
         "ratio_q75": float(np.quantile(ratios, 0.75)),
+        # 1/5/15-minute load averages before and after the timed train() calls (other processes on the machine).
+        "load_average": {"before": list(load_before), "after": list(load_after), "cpu_count": os.cpu_count()},
     }
 
 
@@ -409,6 +439,17 @@ def render_markdown(document: dict[str, Any]) -> str:
                 f"| {np.median(r['learn_candidate_times_s']):.2f} | {np.median(r['learn_reference_times_s']):.2f} "
                 f"| {r['learn_median_ratio']:.3f} | {len(r['learn_candidate_times_s'])} |"
             )
+    loads = [r for r in document["results"] if "load_average" in r]
+    if loads:
+        lines += [
+            "",
+            "Load average (1 / 5 / 15 min) before and after the timed `train()` calls of each pair, on "
+            f"{loads[0]['load_average']['cpu_count']} CPUs:",
+            "",
+        ]
+        for r in loads:
+            before, after = (" / ".join(f"{x:.2f}" for x in r["load_average"][k]) for k in ("before", "after"))
+            lines.append(f"- {r['env_id']} | {r['candidate']} vs {r['reference']}: {before} -> {after}")
     lines += [
         "",
         f"- Consecutive `train()` calls per timed block: {sorted({_train_calls(r) for r in document['results']})}",

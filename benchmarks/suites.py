@@ -389,7 +389,48 @@ D4PG = Suite(
 )
 
 
+# --------------------------------------------------------------------------------------------------
+# d4pg_speed / d4pg_per_speed: train() per gradient step (python -m benchmarks speed) of D4PG against TD3 on the same
+# batch and 400x300 networks (target <= 1.3x; DDPG as a second row), and of D4PG with prioritized replay against
+# D4PG without (target <= 1.1x), on Pendulum-v1 (3-dim observations) and HalfCheetah-v5 (17-dim). Their `full`
+# profiles train like the d4pg suite's entries.
+# --------------------------------------------------------------------------------------------------
+def _d4pg_per_entry(env_id: str, full: Budget, zoo_keys: tuple[str, ...] = ()) -> Entry:
+    def d4pg(label: str, kwargs: dict[str, Any]) -> Algo:
+        return Algo(label, "sb3_natgrad:D4PG", zoo="d4pg", zoo_keys=zoo_keys, kwargs=kwargs)
+
+    return Entry(
+        env_id,
+        reference=d4pg("D4PG", {"prioritized_replay": False}),
+        candidates=[d4pg("D4PG PER", {"prioritized_replay": True})],
+        quick=D4PG_QUICK,
+        full=full,
+    )
+
+
+_D4PG_SPEED_ENVS = ("Pendulum-v1", "HalfCheetah-v5")
+D4PG_SPEED = Suite(
+    name="d4pg_speed",
+    description="train() time of sb3_natgrad D4PG (and SB3 DDPG) vs SB3 TD3 on the same batch and networks.",
+    entries=[
+        replace(entry, candidates=[algo for algo in entry.candidates if algo.label in ("D4PG", "DDPG")])
+        for entry in D4PG.entries
+        if entry.env_id in _D4PG_SPEED_ENVS
+    ],
+)
+D4PG_PER_SPEED = Suite(
+    name="d4pg_per_speed",
+    description="train() time of sb3_natgrad D4PG with prioritized replay vs without, same batch and networks.",
+    entries=[
+        _d4pg_per_entry(entry.env_id, entry.full, entry.reference.zoo_keys)
+        for entry in D4PG.entries
+        if entry.env_id in _D4PG_SPEED_ENVS
+    ],
+)
+
+
 #: Every suite by name (``python -m benchmarks returns --suite NAME``).
 SUITES: dict[str, Suite] = {
-    suite.name: suite for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED, D4PG)
+    suite.name: suite
+    for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED, D4PG, D4PG_SPEED, D4PG_PER_SPEED)
 }

@@ -19,6 +19,7 @@ from benchmarks.overhead import (
     OnPolicyProtocol,
     OverheadSettings,
     _Snapshot,
+    copy_buffer,
     matched_hyperparams,
     measure_pair,
     render_markdown,
@@ -127,6 +128,26 @@ def test_suites_are_well_formed() -> None:
         # Identical hyperparameters: same YAML and keys for every algorithm; variants differ by one kwarg.
         assert {(a.zoo, a.zoo_keys) for a in entry.algos} == {(entry.reference.zoo, entry.reference.zoo_keys)}
     assert load_class("stable_baselines3:PPO").__name__ == "PPO"
+
+
+def test_d4pg_suites_match_the_td3_reference() -> None:
+    from benchmarks.spec import constructor_default
+    from benchmarks.suites import D4PG_MATCHED
+
+    keys = ("policy_kwargs", "batch_size", "buffer_size", "learning_starts", "train_freq", "gradient_steps", "noise_type")
+    assert set(keys) <= set(D4PG_MATCHED)
+    for entry in SUITES["d4pg"].entries:
+        resolved = resolve_entry(entry)
+        td3 = resolved["TD3"].hyperparams
+        # What TD3 runs: its YAML's value, else its constructor's default.
+        reference = {key: td3[key] if key in td3 else constructor_default("stable_baselines3:TD3", key) for key in keys}
+        assert reference["policy_kwargs"] == "dict(net_arch=[400, 300])" and reference["noise_type"] == "normal"
+        for algo in entry.candidates:
+            assert {key: resolved[algo.label].hyperparams[key] for key in keys} == reference, (entry.env_id, algo.label)
+    per = SUITES["d4pg_per_speed"].entries[0]
+    assert {a.kwargs["prioritized_replay"] for a in per.algos} == {True, False} and {a.cls for a in per.algos} == {
+        "sb3_natgrad:D4PG"
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -410,6 +431,47 @@ def test_measure_pair_on_policy() -> None:
     assert len(result["candidate_times_s"]) == len(result["reference_times_s"]) == 3
     ratios = np.array(result["candidate_times_s"]) / np.array(result["reference_times_s"])
     assert result["median_ratio"] == pytest.approx(np.median(ratios))
+
+
+def test_copied_transitions_get_priorities_in_a_prioritized_buffer() -> None:
+    from stable_baselines3 import TD3
+
+    from sb3_natgrad import D4PG
+
+    fill = 40
+    small = {"buffer_size": fill, "learning_starts": fill, "policy_kwargs": {"net_arch": [8]}, "seed": 0, "device": "cpu"}
+    uniform = TD3("MlpPolicy", "Pendulum-v1", **small)
+    uniform.learn(fill // 2)  # half full: only the stored transitions get a priority
+    per = D4PG("MlpPolicy", "Pendulum-v1", prioritized_replay=True, n_steps=3, **small)
+    per._setup_learn(fill, callback=None)
+    copy_buffer(uniform.replay_buffer, per.replay_buffer)
+    tree = per.replay_buffer.tree
+    assert np.array_equal(tree[np.arange(fill)], np.r_[np.ones(fill // 2), np.zeros(fill - fill // 2)])  # as add() gives
+    assert np.array_equal(per.replay_buffer.observations, uniform.replay_buffer.observations)
+    assert per.replay_buffer.sample(16).indices.max() < fill // 2
+    # From another prioritized buffer the priorities themselves are copied (a copy, not the same tree).
+    per.replay_buffer.update_priorities(np.arange(fill // 2), np.linspace(0.0, 2.0, fill // 2))
+    other = D4PG("MlpPolicy", "Pendulum-v1", prioritized_replay=True, n_steps=3, **small)
+    other._setup_learn(fill, callback=None)
+    copy_buffer(per.replay_buffer, other.replay_buffer)
+    assert np.array_equal(other.replay_buffer.tree[np.arange(fill)], tree[np.arange(fill)])
+    assert other.replay_buffer.tree is not tree and other.replay_buffer.max_priority == per.replay_buffer.max_priority
+
+
+def test_measure_pair_off_policy_with_prioritized_candidate() -> None:
+    hp = {"policy": "MlpPolicy", "policy_kwargs": "dict(net_arch=[16])", "batch_size": 8, "n_steps": 3}
+    result = measure_pair(
+        "Pendulum-v1",
+        ("D4PG PER", "sb3_natgrad:D4PG", {**hp, "prioritized_replay": True}),
+        ("D4PG", "sb3_natgrad:D4PG", hp),
+        OverheadSettings(repeats=2, warmup=1, fill_steps=32, gradient_steps=2),
+    )
+    assert result["kind"] == "off-policy" and result["same_initial_parameters"] and result["samples_per_call"] == 16
+    assert result["candidate_hyperparams"]["prioritized_replay"] and len(result["candidate_times_s"]) == 2
+    load = result["load_average"]
+    assert len(load["before"]) == len(load["after"]) == 3 and load["cpu_count"] >= 1
+    document = {"suite": "s", "profile": "quick", "created_at": "t", "cpu": "c", "versions": {}, "git_commit": "x"}
+    assert "- Pendulum-v1 | D4PG PER vs D4PG: " in render_markdown({**document, "results": [result]})
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
