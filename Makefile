@@ -1,6 +1,7 @@
 # Two commands for a fresh CPU machine (Python >= 3.10, no torch needed beforehand):
 #   make demo   create .venv, install the CPU torch build and the package, train and evaluate an agent
 #   make test   the same set-up, then the test-suite (the command CI runs)
+#   make docs   the Sphinx site in docs/_build/html (warnings are errors)
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of torch. Plain `pip install torch` on Linux pulls several GB of CUDA packages; pin the
@@ -12,7 +13,7 @@ EXTRAS ?= dev
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -n 2 -q
 
-.PHONY: venv demo test lint type check clean
+.PHONY: venv demo test lint type docs check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +36,11 @@ lint: venv
 type: venv
 	$(PY) -m mypy
 
-check: lint type test
+docs: venv
+	$(PY) -m sphinx -W --keep-going -b html -q docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
+check: lint type test docs
 
 clean:
-	rm -rf $(VENV) build *.egg-info logs
+	rm -rf $(VENV) build *.egg-info logs docs/_build

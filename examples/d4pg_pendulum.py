@@ -10,26 +10,24 @@ Measured with this script (20k steps, mean of 10 deterministic evaluation episod
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
-import yaml
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.noise import NormalActionNoise
 
 from sb3_natgrad import D4PG
-
-YAML = Path(__file__).resolve().parent.parent / "hyperparams" / "d4pg.yml"
+from sb3_natgrad.zoo import tuned_hyperparams
 
 
 def yaml_kwargs(env_id: str) -> dict:
     """The YAML entry as D4PG keyword arguments (the zoo's keys translated as rl-zoo3 does)."""
-    hyperparams = dict(yaml.safe_load(YAML.read_text())[env_id])
+    hyperparams = tuned_hyperparams("d4pg", env_id)
     for zoo_only in ("n_timesteps", "policy"):
         hyperparams.pop(zoo_only)
     noise_type, noise_std = hyperparams.pop("noise_type"), hyperparams.pop("noise_std")
-    assert noise_type == "normal", noise_type
+    if noise_type != "normal":
+        raise ValueError(f"this example applies normal action noise only, the YAML entry has {noise_type!r}")
     hyperparams["action_noise"] = NormalActionNoise(np.zeros(1), noise_std * np.ones(1))
     hyperparams["policy_kwargs"] = eval(hyperparams["policy_kwargs"])  # "dict(net_arch=[400, 300])"
     return hyperparams

@@ -88,6 +88,7 @@ class D4PGPolicy(TD3Policy):
 
     :param n_critics: number of critic networks (1 for the categorical critic, as in D4PG).
     :param n_outputs: outputs per critic (``n_atoms`` or ``n_quantiles``); D4PG sets both from its own arguments.
+
     Other parameters: see SB3's ``TD3Policy`` (default ``net_arch`` [400, 300], as D4PG's and TD3's papers).
     """
 
