@@ -327,6 +327,15 @@ def test_invalid_hyperparameters_raise(name: str, value: Any, owner: str) -> Non
         ACKTR("MlpPolicy", IdentityEnv(3), **{name: value})
 
 
+def test_joint_mode_refuses_vf_fisher_coef_zero() -> None:
+    """With one joint optimizer the critic-only layers get curvature only from the critic term: 0 is refused at
+    construction (it used to raise a RuntimeError in the first update); separate mode accepts it."""
+    with pytest.raises(ValueError, match=r"^ACKTR: vf_fisher_coef must be > 0 with a joint K-FAC optimizer.*got 0\.0"):
+        ACKTR("MlpPolicy", "CartPole-v1", kfac_mode="joint", vf_fisher_coef=0.0)
+    model = ACKTR("MlpPolicy", "CartPole-v1", kfac_mode="separate", vf_fisher_coef=0.0, n_steps=8, seed=0)
+    model.learn(16)
+
+
 def test_policy_optimizer_is_rejected() -> None:
     with pytest.raises(ValueError, match="optimizer_class"):
         ACKTR("MlpPolicy", IdentityEnv(3), policy_kwargs=dict(optimizer_class=th.optim.Adam))

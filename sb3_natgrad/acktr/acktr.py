@@ -101,7 +101,8 @@ def sampled_fisher_loss(distribution: Distribution, values: th.Tensor, vf_fisher
 
     :param distribution: action distribution of the batch.
     :param values: ``[B]`` value predictions (with gradient).
-    :param vf_fisher_coef: weight of the critic term; 0 gives the actor's Fisher alone.
+    :param vf_fisher_coef: weight of the critic term; 0 gives the actor's Fisher alone (for an optimizer of the
+        actor's parameters only).
     :return: ``[B]`` per-sample losses (average them for :func:`~sb3_natgrad.optim.fisher_backward`).
     """
     sampled_actions = sample_fisher_actions(distribution)
@@ -123,7 +124,8 @@ class ACKTR(OnPolicyAlgorithm):
     :param gae_lambda: GAE lambda (1.0: n-step returns, as the paper).
     :param ent_coef: entropy coefficient.
     :param vf_coef: value loss coefficient.
-    :param vf_fisher_coef: weight of the critic term in the joint sampled Fisher loss (joint mode only).
+    :param vf_fisher_coef: weight of the critic term in the joint sampled Fisher loss (joint mode only; must be
+        > 0 there, since it is the only curvature the critic-only layers get).
     :param max_grad_norm: clip the raw gradient's norm before preconditioning (``None``: no clipping, as
         baselines' ACKTR, whose ``max_grad_norm`` only applies to its SGD cold start).
     :param kl_clip: trust-region radius ``delta`` of the actor (or joint) step.
@@ -334,6 +336,12 @@ class ACKTR(OnPolicyAlgorithm):
             raise ValueError(
                 f"ACKTR: kfac_mode='separate' needs an actor and a critic without shared parameters, but "
                 f"{len(shared)} parameter tensors are shared (use kfac_mode='joint' or share_features_extractor=False)"
+            )
+        if not separate and self.vf_fisher_coef == 0.0:
+            # The joint Fisher's critic term is all the curvature the critic-only layers (value head) get.
+            raise ValueError(
+                "ACKTR: vf_fisher_coef must be > 0 with a joint K-FAC optimizer (the critic's layers have no other "
+                "curvature statistics), got 0.0; use kfac_mode='separate' for the actor's Fisher alone"
             )
         common = dict(
             stat_decay=self.stat_decay,
