@@ -6,6 +6,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_natgrad.acktr import ACKTR
 from sb3_natgrad.d4pg import D4PG
+from sb3_natgrad.tqc import TQC
 from sb3_natgrad.trpo import TRPO
 
 __version__ = (Path(__file__).parent / "version.txt").read_text().strip()
@@ -14,7 +15,8 @@ __version__ = (Path(__file__).parent / "version.txt").read_text().strip()
 ALGOS: dict[str, type[BaseAlgorithm]] = {
     "acktr": ACKTR,
     "d4pg": D4PG,
+    "tqc": TQC,
     "trpo": TRPO,
 }
 
-__all__ = ["ACKTR", "ALGOS", "D4PG", "TRPO", "__version__"]
+__all__ = ["ACKTR", "ALGOS", "D4PG", "TQC", "TRPO", "__version__"]

@@ -20,6 +20,9 @@ TINY_KWARGS: dict[str, dict[str, Any]] = {
     "d4pg": dict(
         learning_starts=32, batch_size=16, buffer_size=1000, n_steps=3, n_atoms=11, policy_kwargs=dict(net_arch=[32, 32])
     ),
+    "tqc": dict(
+        learning_starts=32, batch_size=16, buffer_size=1000, policy_kwargs=dict(net_arch=[32, 32], n_quantiles=5)
+    ),
 }
 
 #: Algorithms that exist in this checkout and have test settings.
@@ -39,7 +42,7 @@ ACTION_ENVS: dict[str, Callable[[], gym.Env]] = {
 }
 
 #: Action-space kinds (keys of ACTION_ENVS) of the algorithms that do not support all of them.
-ACTION_SPACES: dict[str, tuple[str, ...]] = {"d4pg": ("box",)}
+ACTION_SPACES: dict[str, tuple[str, ...]] = {"d4pg": ("box",), "tqc": ("box",)}
 
 #: Algorithms without generalized State-Dependent Exploration (``use_sde``), like SB3's TD3.
 NO_SDE = {"d4pg"}
