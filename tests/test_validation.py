@@ -52,7 +52,7 @@ def test_check_int_lower_bound():
 def test_check_rate_accepts_schedules_and_positive_numbers():
     check_rate("Algo", "learning_rate", lambda progress: 1e-3 * progress)
     check_rate("Algo", "learning_rate", 3e-4)
-    with pytest.raises(ValueError, match="Algo: learning_rate must be a finite number > 0.0, got 0"):
+    with pytest.raises(ValueError, match=r"Algo: learning_rate must be a finite number > 0\.0, got 0"):
         check_rate("Algo", "learning_rate", 0)
 
 
