@@ -57,13 +57,49 @@ def sample_d4pg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
     return hyperparams
 
 
+def sample_acer_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """ACER: segment length, discount, RMSprop step, entropy, replay (ratio r, truncation c) and trust region."""
+    sampled: dict[str, Any] = {
+        "n_steps": trial.suggest_categorical("n_steps", [5, 10, 20, 32]),
+        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 0.0001, 0.03, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+        "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.05, log=True),
+        "q_coef": trial.suggest_categorical("q_coef", [0.25, 0.5, 1.0]),
+        "replay_ratio": trial.suggest_categorical("replay_ratio", [0.0, 1.0, 2.0, 4.0, 8.0]),
+        "correction_term": trial.suggest_categorical("correction_term", [1.0, 5.0, 10.0]),
+        "trust_region": trial.suggest_categorical("trust_region", [True, False]),
+        "delta": trial.suggest_float("delta", 0.1, 5.0, log=True),
+        "net_arch": trial.suggest_categorical("net_arch", ["small", "medium"]),
+        "activation_fn": trial.suggest_categorical("activation_fn", ["tanh", "relu"]),
+    }
+    trial.set_user_attr("gamma", 1 - sampled["one_minus_gamma"])
+    return convert_acer_params(sampled)
+
+
+def convert_acer_params(sampled: dict[str, Any]) -> dict[str, Any]:
+    """``one_minus_gamma`` -> ``gamma``; ``net_arch`` names -> ACER's shared trunk; ``activation_fn`` names -> classes."""
+    from torch import nn
+
+    hyperparams = dict(sampled)
+    if "one_minus_gamma" in hyperparams:
+        hyperparams["gamma"] = 1 - hyperparams.pop("one_minus_gamma")
+    policy_kwargs: dict[str, Any] = {}
+    if "net_arch" in hyperparams:
+        policy_kwargs["net_arch"] = {"small": [64, 64], "medium": [256, 256]}[hyperparams.pop("net_arch")]
+    if "activation_fn" in hyperparams:
+        policy_kwargs["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU}[hyperparams.pop("activation_fn")]
+    return {"policy_kwargs": policy_kwargs, **hyperparams} if policy_kwargs else hyperparams
+
+
 HYPERPARAMS_SAMPLER: dict[str, Callable[..., dict[str, Any]]] = {
+    "acer": sample_acer_params,
     "trpo": sample_trpo_params,
     "acktr": sample_acktr_params,
     "d4pg": sample_d4pg_params,
 }
 # The plugin's options are plain keyword arguments: the zoo's converter passes them through.
 HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "acer": convert_acer_params,
     "trpo": convert_onpolicy_params,
     "acktr": convert_onpolicy_params,
     "d4pg": convert_offpolicy_params,

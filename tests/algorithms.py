@@ -23,6 +23,8 @@ TINY_KWARGS: dict[str, dict[str, Any]] = {
     "tqc": dict(
         learning_starts=32, batch_size=16, buffer_size=1000, policy_kwargs=dict(net_arch=[32, 32], n_quantiles=5)
     ),
+    # replay starts after 4 segments of 8 steps: the 64-256-step budgets make replay updates
+    "acer": dict(n_steps=8, buffer_size=256, replay_start=32, policy_kwargs=dict(net_arch=[32, 32])),
 }
 
 #: Algorithms that exist in this checkout and have test settings.
@@ -42,10 +44,10 @@ ACTION_ENVS: dict[str, Callable[[], gym.Env]] = {
 }
 
 #: Action-space kinds (keys of ACTION_ENVS) of the algorithms that do not support all of them.
-ACTION_SPACES: dict[str, tuple[str, ...]] = {"d4pg": ("box",), "tqc": ("box",)}
+ACTION_SPACES: dict[str, tuple[str, ...]] = {"d4pg": ("box",), "tqc": ("box",), "acer": ("discrete", "box")}
 
 #: Algorithms without generalized State-Dependent Exploration (``use_sde``), like SB3's TD3.
-NO_SDE = {"d4pg"}
+NO_SDE = {"d4pg", "acer"}
 
 
 def supports(algo: str, space: str) -> bool:

@@ -1,0 +1,28 @@
+"""ACER: actor-critic with experience replay (Wang et al. 2017)."""
+
+from sb3_natgrad.acer.acer import ACER
+from sb3_natgrad.acer.buffer import ACERReplayBuffer, ACERSegments
+from sb3_natgrad.acer.functional import retrace_targets, truncated_is_gain, trust_region_projection
+from sb3_natgrad.acer.policies import (
+    ACERCnnPolicy,
+    ACERMultiInputPolicy,
+    ACERPolicy,
+    CnnPolicy,
+    MlpPolicy,
+    MultiInputPolicy,
+)
+
+__all__ = [
+    "ACER",
+    "ACERCnnPolicy",
+    "ACERMultiInputPolicy",
+    "ACERPolicy",
+    "ACERReplayBuffer",
+    "ACERSegments",
+    "CnnPolicy",
+    "MlpPolicy",
+    "MultiInputPolicy",
+    "retrace_targets",
+    "truncated_is_gain",
+    "trust_region_projection",
+]
