@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 from rl_zoo3.hyperparams_opt import convert_offpolicy_params, convert_onpolicy_params
+from rl_zoo3.hyperparams_opt import sample_ppo_params as zoo_sample_ppo_params
 from rl_zoo3.hyperparams_opt import sample_td3_params as zoo_sample_td3_params
 from rl_zoo3.hyperparams_opt import sample_trpo_params as zoo_sample_trpo_params
 
@@ -91,11 +92,33 @@ def convert_acer_params(sampled: dict[str, Any]) -> dict[str, Any]:
     return {"policy_kwargs": policy_kwargs, **hyperparams} if policy_kwargs else hyperparams
 
 
+def sample_ppg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """rl-zoo3's PPO search space (the zoo's ``n_epochs`` is PPG's ``n_policy_epochs``) plus PPG's phases: ``N_pi``,
+    ``E_V``, ``E_aux``, ``beta_clone``, the auxiliary minibatch and the architecture."""
+    hyperparams = zoo_sample_ppo_params(trial, n_actions, n_envs, additional_args)
+    hyperparams["n_policy_epochs"] = hyperparams.pop("n_epochs")
+    hyperparams["n_value_epochs"] = trial.suggest_categorical("n_value_epochs", [1, 5, 10, 20])
+    hyperparams["n_policy_iterations"] = trial.suggest_categorical("n_policy_iterations", [2, 4, 8, 16, 32])
+    hyperparams["n_aux_epochs"] = trial.suggest_categorical("n_aux_epochs", [1, 3, 6, 9])
+    hyperparams["beta_clone"] = trial.suggest_float("beta_clone", 0.1, 10.0, log=True)
+    hyperparams["aux_batch_size"] = trial.suggest_categorical("aux_batch_size", [64, 128, 256, 512])
+    hyperparams["arch"] = trial.suggest_categorical("arch", ["dual", "detach", "shared"])
+    return hyperparams
+
+
+def convert_ppg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
+    """A PPG trial's raw parameters as keyword arguments: the zoo's on-policy conversion, ``n_epochs`` renamed."""
+    hyperparams = convert_onpolicy_params(sampled_params)
+    hyperparams["n_policy_epochs"] = hyperparams.pop("n_epochs")
+    return hyperparams
+
+
 HYPERPARAMS_SAMPLER: dict[str, Callable[..., dict[str, Any]]] = {
     "acer": sample_acer_params,
     "trpo": sample_trpo_params,
     "acktr": sample_acktr_params,
     "d4pg": sample_d4pg_params,
+    "ppg": sample_ppg_params,
 }
 # The plugin's options are plain keyword arguments: the zoo's converter passes them through.
 HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -103,4 +126,5 @@ HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "trpo": convert_onpolicy_params,
     "acktr": convert_onpolicy_params,
     "d4pg": convert_offpolicy_params,
+    "ppg": convert_ppg_params,
 }

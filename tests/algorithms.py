@@ -20,6 +20,17 @@ TINY_KWARGS: dict[str, dict[str, Any]] = {
     "d4pg": dict(
         learning_starts=32, batch_size=16, buffer_size=1000, n_steps=3, n_atoms=11, policy_kwargs=dict(net_arch=[32, 32])
     ),
+    # 32-step rollouts, an auxiliary phase every 2: every conformance budget (64-256 steps) runs at least one, and
+    # test_resume_identically saves right after one (its 128 steps are 4 rollouts), where PPG resumes exactly
+    "ppg": dict(
+        n_steps=32,
+        batch_size=32,
+        n_policy_iterations=2,
+        n_policy_epochs=2,
+        n_value_epochs=2,
+        n_aux_epochs=2,
+        aux_batch_size=32,
+    ),
     "tqc": dict(
         learning_starts=32, batch_size=16, buffer_size=1000, policy_kwargs=dict(net_arch=[32, 32], n_quantiles=5)
     ),
