@@ -4,7 +4,8 @@ The settings are hyperparams/ppg.yml's CartPole-v1 entry, read through ``sb3_nat
 (rl-zoo3's PPO entry for the policy phase; an auxiliary phase every 16 rollouts of 8 envs x 32 steps). The policy
 network and the value network are separate (``arch="dual"``); after every auxiliary phase the log shows
 ``train/aux_loss`` (the policy network's value head), ``train/clone_kl`` and ``train/n_aux_phases``.
-Run: ``python examples/ppg_cartpole.py`` (about a minute on one CPU core).
+Run: ``python examples/ppg_cartpole.py`` (~15 s of training on one CPU core; seed 0 scored 500.0, as SB3's PPO with the
+zoo's entry, 12 auxiliary phases).
 """
 
 from __future__ import annotations

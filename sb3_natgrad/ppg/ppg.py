@@ -38,7 +38,7 @@ Implementation details:
    action dimensions of MultiDiscrete, MultiBinary and Box actions).
 5. Memory: the auxiliary buffer holds ``N_pi * n_steps * n_envs`` observations and value targets and no more
    (bound in :mod:`sb3_natgrad.ppg.aux_buffer`), preallocated in host memory at construction: e.g. CartPole-v1 with
-   ``hyperparams/ppg.yml`` (8 envs x 32 steps, ``N_pi = 32``): 8192 x 20 B = 160 KiB; Atari (84x84x4 ``uint8``,
+   ``hyperparams/ppg.yml`` (8 envs x 32 steps, ``N_pi = 16``): 4096 x 20 B = 80 KiB; Atari (84x84x4 ``uint8``,
    8 x 128, ``N_pi = 32``) 32768 x 28228 B = 0.86 GiB.
 6. Phase position and saving: the number of rollouts since the last auxiliary phase (``rollouts_since_aux``) and
    the count of auxiliary phases (``n_aux_phases``) are saved with the model and survive ``learn()`` calls
