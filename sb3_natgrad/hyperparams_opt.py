@@ -14,6 +14,7 @@ import optuna
 from rl_zoo3.hyperparams_opt import convert_offpolicy_params, convert_onpolicy_params
 from rl_zoo3.hyperparams_opt import sample_ppo_params as zoo_sample_ppo_params
 from rl_zoo3.hyperparams_opt import sample_td3_params as zoo_sample_td3_params
+from rl_zoo3.hyperparams_opt import sample_tqc_params as zoo_sample_tqc_params
 from rl_zoo3.hyperparams_opt import sample_trpo_params as zoo_sample_trpo_params
 
 
@@ -113,12 +114,30 @@ def convert_ppg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     return hyperparams
 
 
+def sample_tqc_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """rl-zoo3's TQC search space (SAC's plus ``n_quantiles`` and ``top_quantiles_to_drop_per_net``) plus
+    sb3_natgrad.TQC's variants: n-step returns, prioritized replay (``per_alpha``) and the K-FAC critic (its step
+    size, trust region and damping). ``per_beta`` keeps its default, annealed to 1."""
+    hyperparams = zoo_sample_tqc_params(trial, n_actions, n_envs, additional_args)
+    hyperparams["n_steps"] = trial.suggest_categorical("n_steps", [1, 3, 5])
+    hyperparams["prioritized_replay"] = trial.suggest_categorical("prioritized_replay", [False, True])
+    if hyperparams["prioritized_replay"]:
+        hyperparams["per_alpha"] = trial.suggest_float("per_alpha", 0.3, 0.9)
+    hyperparams["critic_optimizer"] = trial.suggest_categorical("critic_optimizer", ["adam", "kfac"])
+    if hyperparams["critic_optimizer"] == "kfac":
+        hyperparams["critic_kfac_lr"] = trial.suggest_float("critic_kfac_lr", 0.01, 1.0, log=True)
+        hyperparams["critic_kfac_kl_clip"] = trial.suggest_float("critic_kfac_kl_clip", 1e-4, 0.1, log=True)
+        hyperparams["critic_kfac_damping"] = trial.suggest_float("critic_kfac_damping", 1e-3, 0.1, log=True)
+    return hyperparams
+
+
 HYPERPARAMS_SAMPLER: dict[str, Callable[..., dict[str, Any]]] = {
     "acer": sample_acer_params,
     "trpo": sample_trpo_params,
     "acktr": sample_acktr_params,
     "d4pg": sample_d4pg_params,
     "ppg": sample_ppg_params,
+    "tqc": sample_tqc_params,
 }
 # The plugin's options are plain keyword arguments: the zoo's converter passes them through.
 HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -127,4 +146,5 @@ HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "acktr": convert_onpolicy_params,
     "d4pg": convert_offpolicy_params,
     "ppg": convert_ppg_params,
+    "tqc": convert_offpolicy_params,
 }

@@ -25,7 +25,7 @@ from sb3_natgrad.common.off_policy import (
     replay_buffer_for,
     update_priorities,
 )
-from sb3_natgrad.common.validation import check_choice, check_int, check_number, check_rate
+from sb3_natgrad.common.validation import check_bool, check_choice, check_int, check_number, check_rate
 from sb3_natgrad.optim.kfac import KFAC
 from sb3_natgrad.tqc.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 from sb3_natgrad.tqc.quantile import quantile_huber_elementwise, sampled_quantile_fisher_loss
@@ -170,6 +170,7 @@ class TQC(ContribTQC):
         check_int(owner, "top_quantiles_to_drop_per_net", top_quantiles_to_drop_per_net, low=0)
         n_quantiles = (policy_kwargs or {}).get("n_quantiles", 25)
         check_number(owner, "top_quantiles_to_drop_per_net", top_quantiles_to_drop_per_net, high=n_quantiles - 1)
+        check_bool(owner, "prioritized_replay", prioritized_replay)
         check_choice(owner, "critic_optimizer", critic_optimizer, CRITIC_OPTIMIZERS)
         # K-FAC's own checks (same names without the prefix) run when the optimizer is built; these fail early.
         check_number(owner, "critic_kfac_lr", critic_kfac_lr, 0.0)
@@ -281,6 +282,22 @@ class TQC(ContribTQC):
                 optimizer.fisher_backward(sampled_quantile_fisher_loss(current_quantiles))
         return current_quantiles
 
+    @th.no_grad()
+    def _target_quantiles(self, data: AnySamples, ent_coef: th.Tensor) -> th.Tensor:
+        """The truncated mixture target (TQC Eq. 10, with the n-step return of the buffer): the ``C * N`` quantiles of
+        the target critics at ``(s', a' ~ pi(s'))`` pooled and sorted, the ``d C`` largest dropped, the entropy term
+        subtracted, then ``R + gamma^k (1 - done) (.)``. Draws ``a'`` (the only random operation). ``[B, 1, M]``."""
+        # gamma^k (k rewards summed; gamma^n without an early end), or gamma for one-step buffers
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        n_target_quantiles = self.critic.quantiles_total - self.top_quantiles_to_drop_per_net * self.critic.n_critics
+        next_actions, next_log_prob = self.actor.action_log_prob(data.next_observations)  # [B, A], [B]
+        next_quantiles = self.critic_target(data.next_observations, next_actions)  # [B, C, N]
+        next_quantiles, _ = th.sort(next_quantiles.reshape(next_quantiles.shape[0], -1))  # [B, C * N]
+        next_quantiles = next_quantiles[:, :n_target_quantiles]  # [B, M]
+        target_quantiles = next_quantiles - ent_coef * next_log_prob.reshape(-1, 1)  # [B, M]
+        target_quantiles = data.rewards + (1 - data.dones) * discounts * target_quantiles  # [B, M]
+        return target_quantiles.unsqueeze(dim=1)  # [B, 1, M]
+
     def _critic_losses(self, data: AnySamples, target_quantiles: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
         """Contrib's quantile Huber loss; with prioritized samples, the importance-weighted mean of its per-sample
         values, which are returned too (the new priorities, ``[B]``, detached), else None."""
@@ -307,11 +324,8 @@ class TQC(ContribTQC):
         ent_coefs: list[th.Tensor] = []
         actor_losses: list[th.Tensor] = []
         critic_losses: list[th.Tensor] = []
-        n_target_quantiles = self.critic.quantiles_total - self.top_quantiles_to_drop_per_net * self.critic.n_critics
         for gradient_step in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            # gamma^k (k rewards summed; gamma^n without an early end), or gamma for one-step buffers
-            discounts = data.discounts if data.discounts is not None else self.gamma
             if self.use_sde:
                 self.actor.reset_noise()
             actions_pi, log_prob = self.actor.action_log_prob(data.observations)  # [B, A], [B]
@@ -329,16 +343,8 @@ class TQC(ContribTQC):
                 ent_coef = self.ent_coef_tensor
             ent_coefs.append(ent_coef.reshape(()))
 
-            # CRITIC: truncated mixture target (TQC Eq. 10): pool the C * N target quantiles, keep the M smallest
-            with th.no_grad():
-                next_actions, next_log_prob = self.actor.action_log_prob(data.next_observations)  # [B, A], [B]
-                next_quantiles = self.critic_target(data.next_observations, next_actions)  # [B, C, N]
-                next_quantiles, _ = th.sort(next_quantiles.reshape(batch_size, -1))  # [B, C * N]
-                next_quantiles = next_quantiles[:, :n_target_quantiles]  # [B, M]
-                target_quantiles = next_quantiles - ent_coef * next_log_prob.reshape(-1, 1)  # [B, M]
-                target_quantiles = data.rewards + (1 - data.dones) * discounts * target_quantiles  # [B, M]
-                target_quantiles.unsqueeze_(dim=1)  # [B, 1, M]
-            critic_loss, priorities = self._critic_losses(data, target_quantiles)
+            # CRITIC
+            critic_loss, priorities = self._critic_losses(data, self._target_quantiles(data, ent_coef))
             critic_losses.append(critic_loss.detach())
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
