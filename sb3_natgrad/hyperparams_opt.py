@@ -10,17 +10,40 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import optuna
 from rl_zoo3.hyperparams_opt import convert_offpolicy_params, convert_onpolicy_params
 from rl_zoo3.hyperparams_opt import sample_ppo_params as zoo_sample_ppo_params
-from rl_zoo3.hyperparams_opt import sample_td3_params as zoo_sample_td3_params
 from rl_zoo3.hyperparams_opt import sample_tqc_params as zoo_sample_tqc_params
-from rl_zoo3.hyperparams_opt import sample_trpo_params as zoo_sample_trpo_params
+from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 
 
 def sample_trpo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-    """rl-zoo3's TRPO search space plus sb3_natgrad.TRPO's options: NPG vs line search, the critic."""
-    hyperparams = zoo_sample_trpo_params(trial, n_actions, n_envs, additional_args)
+    """rl-zoo3's TRPO search space, two ranges corrected, plus sb3_natgrad.TRPO's options: NPG vs line search, the critic.
+
+    Same parameter names as the zoo's (its converter applies). Changed: the critic's minibatch is 32 to 1024
+    (the zoo draws from 4, against its own comment, which costs thousands of Adam steps per rollout for nothing),
+    and ``gamma`` reaches 0.9 (the plugin's tuned Pendulum-v1 entry; the zoo stops at 0.97).
+    Paper (Schulman et al. 2015): ``delta = 0.01`` (``target_kl``), 10 CG iterations; both inside the ranges.
+    """
+    batch_size_pow = trial.suggest_int("batch_size_pow", 5, 10)  # 32 .. 1024
+    n_steps_pow = trial.suggest_int("n_steps_pow", 5, 12)  # 32 .. 4096 per environment
+    sampled: dict[str, Any] = {
+        "n_steps_pow": n_steps_pow,
+        "batch_size_pow": batch_size_pow,
+        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 0.0001, 0.1, log=True),
+        "one_minus_gae_lambda": trial.suggest_float("one_minus_gae_lambda", 0.0001, 0.1, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 0.002, log=True),
+        "n_critic_updates": trial.suggest_int("n_critic_updates", 5, 30),
+        "cg_max_steps": trial.suggest_int("cg_max_steps", 5, 30),
+        "target_kl": trial.suggest_float("target_kl", 0.001, 0.1, log=True),
+        "net_arch": trial.suggest_categorical("net_arch", ["small", "medium"]),
+        "activation_fn": trial.suggest_categorical("activation_fn", ["tanh", "relu"]),
+    }
+    trial.set_user_attr("gamma", 1 - sampled["one_minus_gamma"])
+    trial.set_user_attr("n_steps", 2**n_steps_pow)
+    trial.set_user_attr("batch_size", 2**batch_size_pow)
+    hyperparams = convert_onpolicy_params(sampled)
     hyperparams["line_search"] = trial.suggest_categorical("line_search", [True, False])
     hyperparams["critic"] = trial.suggest_categorical("critic", ["adam", "trust_region"])
     if hyperparams["critic"] == "trust_region":
@@ -29,12 +52,18 @@ def sample_trpo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
 
 
 def sample_acktr_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-    """ACKTR: A2C's rollout settings plus the K-FAC trust region (eta_max, delta, damping) of each network."""
+    """ACKTR: A2C's rollout settings plus the K-FAC trust region (eta_max, delta, damping) of each network.
+
+    The ranges hold the paper's settings and hyperparams/acktr.yml's: ``n_steps`` from 5 (CartPole-v1) and 20
+    (Atari) to 640 (MuJoCo: the paper's 2500-step batches over 4 environments), ``gamma`` down to 0.9
+    (Pendulum-v1), the critic's own ``eta_max`` (``vf_learning_rate``, 0.25 on the MuJoCo entries).
+    """
     sampled: dict[str, Any] = {
-        "n_steps": trial.suggest_categorical("n_steps", [5, 8, 16, 20, 32, 64]),
-        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 0.0001, 0.03, log=True),
+        "n_steps": trial.suggest_categorical("n_steps", [5, 8, 16, 20, 32, 64, 128, 256, 640]),
+        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 0.0001, 0.1, log=True),
         "one_minus_gae_lambda": trial.suggest_float("one_minus_gae_lambda", 0.0001, 0.1, log=True),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 1.0, log=True),
+        "vf_learning_rate": trial.suggest_float("vf_learning_rate", 0.01, 1.0, log=True),
         "kl_clip": trial.suggest_float("kl_clip", 1e-4, 1e-2, log=True),
         "vf_kl_clip": trial.suggest_float("vf_kl_clip", 1e-3, 0.3, log=True),
         "damping": trial.suggest_float("damping", 1e-3, 0.1, log=True),
@@ -48,14 +77,41 @@ def sample_acktr_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
 
 
 def sample_d4pg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-    """rl-zoo3's TD3 search space (D4PG keeps TD3's actor, noise and targets) plus D4PG's N and critic.
+    """rl-zoo3's TD3 search space (D4PG keeps TD3's actor, noise and targets), three ranges corrected, plus D4PG's N
+    and critic.
 
-    The categorical support (``v_min``, ``v_max``) is not sampled: it follows the environment's return scale
-    and comes from hyperparams/d4pg.yml.
+    ``gamma`` and the categorical support (``v_min``, ``v_max``) are not sampled: the support is chosen for the
+    return scale, which ``1 / (1 - gamma)`` sets, and both come from hyperparams/d4pg.yml (the zoo's TD3 space
+    draws gamma up to 0.9999, whose returns fall far outside a support chosen for 0.98). The minibatch is 32 to
+    1024 (paper: 256; the zoo draws from 4), and there is always exploration noise (a deterministic actor without
+    it does not explore; the zoo also draws no noise and a standard deviation of 0). The sampled ``noise_type``
+    and ``noise_std`` are turned into ``action_noise`` by the zoo (``--trial-id``) or by hand.
     """
-    hyperparams = zoo_sample_td3_params(trial, n_actions, n_envs, additional_args)
-    hyperparams["n_steps"] = trial.suggest_categorical("n_steps", [1, 3, 5])
-    hyperparams["critic"] = trial.suggest_categorical("critic", ["categorical", "quantile"])
+    noise_type = trial.suggest_categorical("noise_type", ["normal", "ornstein-uhlenbeck"])
+    noise_std = trial.suggest_float("noise_std", 0.05, 0.5)
+    batch_size_pow = trial.suggest_int("batch_size_pow", 5, 10)  # 32 .. 1024
+    trial.set_user_attr("batch_size", 2**batch_size_pow)
+    noise_class = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
+    return {
+        **convert_d4pg_params(
+            {
+                "learning_rate": trial.suggest_float("learning_rate", 1e-5, 0.002, log=True),
+                "batch_size_pow": batch_size_pow,
+                "train_freq": trial.suggest_int("train_freq", 1, 10),
+                "tau": trial.suggest_float("tau", 0.001, 0.08, log=True),
+                "net_arch": trial.suggest_categorical("net_arch", ["small", "medium", "big"]),
+            }
+        ),
+        "action_noise": noise_class(mean=np.zeros(n_actions), sigma=noise_std * np.ones(n_actions)),
+        "n_steps": trial.suggest_categorical("n_steps", [1, 3, 5]),
+        "critic": trial.suggest_categorical("critic", ["categorical", "quantile"]),
+    }
+
+
+def convert_d4pg_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The zoo's off-policy conversion of D4PG's sampled parameters, without a sampled ``gamma`` (see above)."""
+    hyperparams = convert_offpolicy_params({"one_minus_gamma": 0.0, **params})
+    del hyperparams["gamma"]
     return hyperparams
 
 
@@ -144,7 +200,7 @@ HYPERPARAMS_CONVERTER: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "acer": convert_acer_params,
     "trpo": convert_onpolicy_params,
     "acktr": convert_onpolicy_params,
-    "d4pg": convert_offpolicy_params,
+    "d4pg": convert_d4pg_params,
     "ppg": convert_ppg_params,
     "tqc": convert_offpolicy_params,
 }
