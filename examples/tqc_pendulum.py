@@ -38,9 +38,8 @@ def main() -> None:
     model = TQC("MlpPolicy", "Pendulum-v1", seed=args.seed, verbose=0, **kwargs)
     model.learn(total_timesteps=args.timesteps)
     mean_reward, std_reward = evaluate_policy(model, model.get_env(), n_eval_episodes=10, deterministic=True)
-    variant = ", ".join(
-        name for name, on in (("PER", args.per), (f"n_steps={args.n_steps}", args.n_steps > 1), ("K-FAC critic", args.kfac)) if on
-    )
+    flags = (("PER", args.per), (f"n_steps={args.n_steps}", args.n_steps > 1), ("K-FAC critic", args.kfac))
+    variant = ", ".join(name for name, on in flags if on)
     print(
         f"TQC ({variant or 'contrib'}) on Pendulum-v1, seed {args.seed}, {args.timesteps} steps: "
         f"mean reward {mean_reward:.1f} +/- {std_reward:.1f}"
