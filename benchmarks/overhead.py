@@ -128,9 +128,10 @@ def _copy_priorities(source: Any, target: Any) -> None:
         target.tree = copy.deepcopy(source.tree)
         target.max_priority = source.max_priority
         return
-    stored = target.buffer_size if target.full else target.pos
+    buffer: Any = target  # a PrioritizedMixin is always mixed into an SB3 buffer
+    stored = buffer.buffer_size if buffer.full else buffer.pos
     for position in range(stored):
-        target._prioritize_new(position)
+        buffer._prioritize_new(position)
 
 
 class _Snapshot:
