@@ -307,6 +307,7 @@ def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> N
         ("kfac_mode", "both", "ACKTR"),
         ("vf_activation_fn", "gelu", "ACKTR"),
         ("fisher_fallback", "adam", "ACKTR"),
+        ("damping_mode", "tikhonov", "ACKTR"),
         ("vf_fisher_coef", -1.0, "ACKTR"),
         ("max_grad_norm", 0.0, "ACKTR"),
         ("n_steps", 0, "ACKTR"),
@@ -383,6 +384,23 @@ def test_mode_selection_and_elu_critic() -> None:
     assert not any(isinstance(m, nn.ELU) for m in model.policy.mlp_extractor.policy_net.modules())
     joint = ACKTR("MlpPolicy", IdentityEnv(3), kfac_mode="joint")
     assert len(joint.optimizers) == 1 and len(joint.optimizers[0].layers) == 6
+
+
+@pytest.mark.parametrize("kfac_mode", ["joint", "separate"])
+def test_damping_mode_reaches_every_optimizer_and_survives_save_load(kfac_mode: str, tmp_path: Path) -> None:
+    """``damping_mode="eigen"`` builds eigenbasis preconditioners (:mod:`tests.test_kfac` checks their mathematics) in
+    every optimizer, and a saved model comes back with them."""
+    model = ACKTR("MlpPolicy", IdentityEnv(3), kfac_mode=kfac_mode, damping_mode="eigen", n_steps=4, seed=0)
+    model.learn(8)
+    for opt in model.optimizers:
+        assert opt.damping_mode == "eigen"
+        assert all(layer.eigen_scale is not None for layer in opt.layers)
+    model.save(tmp_path / "model.zip")
+    loaded = ACKTR.load(tmp_path / "model.zip", env=IdentityEnv(3))
+    assert loaded.damping_mode == "eigen" and all(opt.damping_mode == "eigen" for opt in loaded.optimizers)
+    factored = ACKTR("MlpPolicy", IdentityEnv(3), kfac_mode=kfac_mode, n_steps=4, seed=0)
+    factored.learn(8)
+    assert all(layer.eigen_scale is None for opt in factored.optimizers for layer in opt.layers)
 
 
 def test_policy_kwargs_reusable_with_elu_critic() -> None:

@@ -188,11 +188,20 @@ def loss_gradients(model: nn.Module, x: th.Tensor, y: th.Tensor) -> None:
     F.cross_entropy(model(x), y).backward()
 
 
-def dense_damped_solve(a: th.Tensor, g: th.Tensor, grad: th.Tensor, damping: float) -> th.Tensor:
-    """(G + d_G I)^-1 V (A + d_A I)^-1 via a dense Kronecker solve, pi from the traces (M&G 2015 §6.3)."""
+def dense_damped_kfac(a: th.Tensor, g: th.Tensor, damping: float, mode: str = "factored") -> th.Tensor:
+    """The damped K-FAC block as an explicit float64 matrix (row-major vec): ``kron(G + d_G I, A + d_A I)`` with pi
+    from the traces (M&G 2015 §6.3), or ``kron(G, A) + damping I`` (``mode="eigen"``, baselines' ACKTR)."""
+    a, g = a.double(), g.double()
+    if mode == "eigen":
+        return th.kron(g, a) + damping * th.eye(g.shape[0] * a.shape[0], dtype=th.float64)
     pi = math.sqrt((th.trace(a).item() / a.shape[0]) / (th.trace(g).item() / g.shape[0]))
     d_a, d_g = pi * math.sqrt(damping), math.sqrt(damping) / pi
-    big = th.kron(g.double() + d_g * th.eye(g.shape[0]), a.double() + d_a * th.eye(a.shape[0]))
+    return th.kron(g + d_g * th.eye(g.shape[0]), a + d_a * th.eye(a.shape[0]))
+
+
+def dense_damped_solve(a: th.Tensor, g: th.Tensor, grad: th.Tensor, damping: float, mode: str = "factored") -> th.Tensor:
+    """The damped K-FAC block's inverse applied to ``V`` by a dense Kronecker solve."""
+    big = dense_damped_kfac(a, g, damping, mode)
     return th.linalg.solve(big, grad.double().flatten()).reshape(grad.shape).float()
 
 
@@ -210,24 +219,32 @@ def layer_delta(module: nn.Module, before: dict[str, th.Tensor], prefix: str) ->
     return delta
 
 
-def test_preconditioned_gradient_matches_dense_solve() -> None:
+@pytest.mark.parametrize("mode", ["factored", "eigen"])
+def test_kfac_preconditioner_is_the_damped_kfac_inverse(mode: str) -> None:
+    """Each layer's step is the damped K-FAC block's inverse applied to its gradient, against an explicit
+    ``torch.kron`` matrix and ``torch.linalg.solve`` (fails with the identity as preconditioner)."""
     th.manual_seed(0)
     model = ConvNet(stride=2, padding=1, bias=True)
     x, y = th.randn(8, 2, 6, 6), th.randint(0, N_CLASSES, (8,))
     damping = 0.03
-    opt = KFAC(model, lr=1.0, kl_clip=None, momentum=0.0, damping=damping, inverse_interval=3)
+    opt = KFAC(model, lr=1.0, kl_clip=None, momentum=0.0, damping=damping, damping_mode=mode, inverse_interval=3)
     record(opt, model, x)
     record(opt, model, x[:5])  # running average of two batches
     loss_gradients(model, x, y)
     layers = layers_by_name(opt)
+    grads = {name: layer_grad(getattr(model, name)) for name in ("conv", "fc")}
     expected = {
-        name: dense_damped_solve(layers[name].a_factor, layers[name].g_factor, layer_grad(getattr(model, name)), damping)
+        name: dense_damped_solve(layers[name].a_factor, layers[name].g_factor, grads[name], damping, mode)
         for name in ("conv", "fc")
     }
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt.step()
     for name in ("conv", "fc"):
-        th.testing.assert_close(layer_delta(getattr(model, name), before, name), expected[name], rtol=1e-4, atol=1e-6)
+        got = layer_delta(getattr(model, name), before, name)
+        # the step is not the gradient itself: the check can tell the preconditioner from the identity
+        assert (expected[name] - grads[name]).abs().max() > 100 * (1e-4 * expected[name].abs().max() + 1e-6)
+        # float32 eigenbases (eigen) / Cholesky (factored) against a float64 dense solve
+        th.testing.assert_close(got, expected[name], rtol=1e-4, atol=1e-5 * float(expected[name].abs().max()))
 
 
 def test_step_follows_the_layers_that_have_gradients() -> None:
@@ -286,17 +303,13 @@ def test_diagonal_fallback_matches_per_sample_definition() -> None:
     th.testing.assert_close(before - model.offset.detach(), expected)
 
 
-def dense_kfac_fisher(opt: KFAC, model: nn.Module, damping: float | None) -> th.Tensor:
+def dense_kfac_fisher(opt: KFAC, model: nn.Module, damping: float | None, mode: str = "factored") -> th.Tensor:
     """Block-diagonal K-FAC Fisher over [fc1 (row-major), fc2, offset]; damped if ``damping`` is given."""
     layers = layers_by_name(opt)
     blocks = []
     for name in ("fc1", "fc2"):
         a, g = layers[name].a_factor.double(), layers[name].g_factor.double()
-        if damping is not None:
-            pi = math.sqrt((th.trace(a) / a.shape[0]) / (th.trace(g) / g.shape[0]))
-            a = a + pi * math.sqrt(damping) * th.eye(a.shape[0])
-            g = g + math.sqrt(damping) / pi * th.eye(g.shape[0])
-        blocks.append(th.kron(g, a))
+        blocks.append(th.kron(g, a) if damping is None else dense_damped_kfac(a, g, damping, mode))
     diag = opt.state[model.offset]["diag_fisher"].double()
     blocks.append(th.diag(diag + (damping or 0.0)))
     return th.block_diag(*blocks)
@@ -308,20 +321,20 @@ def flat_step(model: DenseNet, before: dict[str, th.Tensor]) -> th.Tensor:
     return th.cat(parts).double()
 
 
-@pytest.mark.parametrize("kl_clip", [1e-4, 1e-3, 1e-2])
-def test_trust_region_bounds_kl_of_step(kl_clip: float) -> None:
+@pytest.mark.parametrize(("kl_clip", "mode"), [(1e-4, "factored"), (1e-3, "factored"), (1e-2, "factored"), (1e-3, "eigen")])
+def test_trust_region_bounds_kl_of_step(kl_clip: float, mode: str) -> None:
     th.manual_seed(0)
     model = DenseNet()
     x, y = th.randn(10, 3), th.randint(0, N_CLASSES, (10,))
     damping = 0.01
-    opt = KFAC(model, lr=1.0, kl_clip=kl_clip, momentum=0.0, damping=damping)
+    opt = KFAC(model, lr=1.0, kl_clip=kl_clip, momentum=0.0, damping=damping, damping_mode=mode)
     record(opt, model, x)
     loss_gradients(model, x, y)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt.step()
     step = flat_step(model, before)
     kl_kfac = 0.5 * step @ dense_kfac_fisher(opt, model, None) @ step
-    kl_damped = 0.5 * step @ dense_kfac_fisher(opt, model, damping) @ step
+    kl_damped = 0.5 * step @ dense_kfac_fisher(opt, model, damping, mode) @ step
     assert kl_kfac <= kl_clip * (1 + 1e-5)
     eta = opt.last_step_info["step_size"]
     if eta < 1.0:  # the trust region was active: the damped quadratic model is exactly at the bound
@@ -359,9 +372,11 @@ def train_steps(model: nn.Module, opt: KFAC, batches: list[tuple[th.Tensor, th.T
         opt.step()
 
 
-def test_state_dict_round_trip_gives_identical_steps() -> None:
+@pytest.mark.parametrize("mode", ["factored", "eigen"])
+def test_state_dict_round_trip_gives_identical_steps(mode: str) -> None:
     th.manual_seed(0)
     kwargs = dict(lr=0.3, kl_clip=0.01, momentum=0.9, weight_decay=1e-3, stats_interval=2, inverse_interval=4)
+    kwargs.update(damping_mode=mode)
     kwargs.update(stat_decay=0.75)
     batches = [(th.randn(8, 3), th.randint(0, N_CLASSES, (8,))) for _ in range(8)]
     model = DenseNet()
@@ -377,6 +392,7 @@ def test_state_dict_round_trip_gives_identical_steps() -> None:
     restored_opt = KFAC(restored, lr=1.0)  # hyperparameters come back from the state dict
     restored_opt.load_state_dict(saved["opt"])
     assert restored_opt.param_groups[0]["lr"] == 0.3 and restored_opt.inverse_interval == 4
+    assert restored_opt.damping_mode == mode
 
     train_steps(model, opt, batches[3:])
     train_steps(restored, restored_opt, batches[3:])
@@ -566,6 +582,7 @@ def test_stats_interval_skips_recording() -> None:
         ("stats_interval", 0),
         ("inverse_interval", 2.5),
         ("fallback", "adam"),
+        ("damping_mode", "tikhonov"),
     ],
 )
 def test_invalid_arguments_raise(name: str, value: Any) -> None:

@@ -45,6 +45,12 @@ Implementation details (each marked in the code):
    draws from the pooled rollouts and bounds that cost. At A2C's batches of 5-64 samples the README recommends
    ``stats_interval=6, stat_decay=0.94, stats_replay=True, stats_batch_size=128, inverse_interval=12`` (the acktr
    benchmark's ``ACKTR replay/6 (128)``); with 64 samples drawn from LunarLander's 240 the returns fell.
+9. ``damping_mode``: the paper's code (OpenAI baselines ``acktr/kfac.py``, its default ``factored_damping=False``)
+   inverts ``A (x) G + lambda I`` exactly, in the eigenbasis of the factors (``"eigen"``); Martens & Grosse's
+   factored Tikhonov damping (``"factored"``) inverts ``(A + pi sqrt(lambda) I) (x) (G + sqrt(lambda) / pi I)``, which
+   also damps by the cross terms ``sqrt(lambda) (pi I (x) G + A (x) I / pi)``: more in the directions where one factor
+   is large. Baselines also starts with ``cold_iter`` plain momentum-SGD updates; here K-FAC steps from the first update
+   (its inverses are computed synchronously from the first recorded statistics, see docs/algorithms/acktr.md).
 
 Defaults follow OpenAI baselines' ``acktr`` (Atari): ``n_steps=20``, ``learning_rate=0.25`` (eta_max),
 ``kl_clip=0.001`` (here the paper's delta; baselines' ``kfac_clip=0.001`` bounds ``eta^2 v`` instead of
@@ -80,6 +86,7 @@ from sb3_natgrad.common.fisher import detach_distribution, index_observations, m
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
 from sb3_natgrad.common.validation import check_bool, check_choice, check_int, check_number, check_rate
 from sb3_natgrad.optim.kfac import FALLBACKS, KFAC, fisher_backward
+from sb3_natgrad.optim.kfac_layers import DAMPING_MODES
 
 SelfACKTR = TypeVar("SelfACKTR", bound="ACKTR")
 
@@ -129,7 +136,10 @@ class ACKTR(OnPolicyAlgorithm):
     :param max_grad_norm: clip the raw gradient's norm before preconditioning (``None``: no clipping, as
         baselines' ACKTR, whose ``max_grad_norm`` only applies to its SGD cold start).
     :param kl_clip: trust-region radius ``delta`` of the actor (or joint) step.
-    :param damping: Tikhonov damping ``lambda`` (factored, with the pi-correction).
+    :param damping: Tikhonov damping ``lambda``.
+    :param damping_mode: how ``lambda`` enters the inverse of each layer's ``A (x) G`` (both optimizers): ``"factored"``
+        (``(A + pi sqrt(lambda) I) (x) (G + sqrt(lambda) / pi I)``, Martens & Grosse 2015 §6.3) or ``"eigen"``
+        (``A (x) G + lambda I`` inverted exactly in the factors' eigenbasis, OpenAI baselines' ACKTR); see detail 9.
     :param stat_decay: running-average decay of the Kronecker factors.
     :param momentum: K-FAC momentum (with ``(1 - momentum)`` normalisation, as baselines).
     :param weight_decay: L2 coefficient of the actor (or joint) optimizer.
@@ -188,6 +198,7 @@ class ACKTR(OnPolicyAlgorithm):
         max_grad_norm: float | None = None,
         kl_clip: float = 0.001,
         damping: float = 0.01,
+        damping_mode: str = "factored",
         stat_decay: float = 0.99,
         momentum: float = 0.9,
         weight_decay: float = 0.0,
@@ -264,6 +275,7 @@ class ACKTR(OnPolicyAlgorithm):
         check_choice("ACKTR", "kfac_mode", kfac_mode, KFAC_MODES)
         check_choice("ACKTR", "vf_activation_fn", vf_activation_fn, [*ACTIVATIONS, None])
         check_choice("ACKTR", "fisher_fallback", fisher_fallback, FALLBACKS)
+        check_choice("ACKTR", "damping_mode", damping_mode, DAMPING_MODES)
         for key in ("optimizer_class", "optimizer_kwargs"):
             if key in self.policy_kwargs:
                 raise ValueError(
@@ -278,6 +290,7 @@ class ACKTR(OnPolicyAlgorithm):
         self.vf_fisher_coef = vf_fisher_coef
         self.kl_clip = kl_clip
         self.damping = damping
+        self.damping_mode = damping_mode
         self.stat_decay = stat_decay
         self.momentum = momentum
         self.weight_decay = weight_decay
@@ -349,6 +362,7 @@ class ACKTR(OnPolicyAlgorithm):
             stats_interval=self.stats_interval,
             inverse_interval=self.inverse_interval,
             fallback=self.fisher_fallback,
+            damping_mode=self.damping_mode,
         )
         actor_params = actor_parameters(policy) if separate else list(policy.parameters())
         policy.optimizer = KFAC(

@@ -8,7 +8,8 @@ References:
 - Grosse & Martens (2016), "A Kronecker-factored approximate Fisher matrix for convolution layers" (KFC).
 - Wu et al. (2017), "Scalable trust-region method for deep reinforcement learning using Kronecker-factored
   approximation" (ACKTR), §3.2: the step ``-eta dtheta`` with ``dtheta = F^-1 grad`` and
-  ``eta = min(eta_max, sqrt(2 delta / (dtheta^T F dtheta)))``.
+  ``eta = min(eta_max, sqrt(2 delta / (dtheta^T F dtheta)))``; its code (OpenAI baselines ``acktr/kfac.py``,
+  ``factored_damping=False``) damps in the factors' eigenbasis, ``(A (x) G + lambda I)^-1`` (``damping_mode="eigen"``).
 
 Usage::
 
@@ -24,8 +25,9 @@ Usage::
 What ``step`` computes (``g`` is the gradient plus ``weight_decay * theta``):
 
 1. ``dtheta_l = (G_l + d_G I)^-1 g_l (A_l + d_A I)^-1`` per K-FAC layer, ``d_A = pi gamma``,
-   ``d_G = gamma / pi``, ``gamma = sqrt(damping + weight_decay)``; other parameters use the fallback
-   (see :class:`KFAC`).
+   ``d_G = gamma / pi``, ``gamma = sqrt(damping + weight_decay)`` (``damping_mode="factored"``), or
+   ``vec(dtheta_l) = (A_l (x) G_l + lambda I)^-1 vec(g_l)`` with ``lambda = damping + weight_decay``, computed in the
+   eigenbasis of the factors (``damping_mode="eigen"``); other parameters use the fallback (see :class:`KFAC`).
 2. ``v = sum_l <g_l, dtheta_l> = dtheta^T F_damped dtheta`` where ``F_damped`` is the damped block-diagonal
    K-FAC Fisher *as of the last inverse update* (between updates the factors keep moving; the
    preconditioner and hence the trust region use the inverted ones). Since every damping term is
@@ -56,7 +58,7 @@ from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
 
 from sb3_natgrad.common.validation import check_choice, check_int, check_number
-from sb3_natgrad.optim.kfac_layers import KroneckerFactoredLayer, make_layer_factors
+from sb3_natgrad.optim.kfac_layers import DAMPING_MODES, KroneckerFactoredLayer, make_layer_factors
 from sb3_natgrad.optim.step_buffers import StepBuffers
 
 FALLBACKS = ("diagonal", "identity")
@@ -81,8 +83,9 @@ class KFAC(Optimizer):
     :meth:`fisher_backward` (not ``loss.backward()``, which records nothing) obtains the gradients of those
     outputs from ``torch.autograd.grad``, without touching ``.grad``. The loss must be a mean over the batch
     (the batch size ``N`` is the leading dimension of each layer input). The damped inverses are refreshed every
-    ``inverse_interval`` steps (Cholesky, with an ``eigh`` fallback that retries in float64; see
-    :func:`~sb3_natgrad.optim.kfac_layers.damped_inverse`).
+    ``inverse_interval`` steps: Cholesky inverses of the factored-damped factors (with an ``eigh`` fallback that
+    retries in float64; see :func:`~sb3_natgrad.optim.kfac_layers.damped_inverse`), or with ``damping_mode="eigen"``
+    the factors' eigendecompositions (:meth:`~sb3_natgrad.optim.kfac_layers.KroneckerFactoredLayer.update_inverses`).
 
     Hyperparameters live in the single parameter group (``lr``, ``kl_clip``, ``damping``,
     ``weight_decay``, ``momentum``, ``stat_decay``) so that learning-rate schedules writing
@@ -96,6 +99,9 @@ class KFAC(Optimizer):
     :param kl_clip: trust-region radius ``delta`` on the quadratic KL model of the step; ``None`` disables
         the trust region (``eta = lr``).
     :param damping: Tikhonov damping ``lambda`` (> 0).
+    :param damping_mode: ``"factored"``: ``(A + pi gamma I) (x) (G + gamma / pi I)``, ``gamma = sqrt(lambda)``
+        (Martens & Grosse 2015, §6.3); ``"eigen"``: ``A (x) G + lambda I`` inverted exactly in the eigenbasis of the
+        factors (OpenAI baselines' ACKTR). Both add ``weight_decay`` to ``lambda``.
     :param weight_decay: L2 coefficient; added to the gradient and to the damping (M&G 2015 §6.3).
     :param momentum: momentum ``m`` in ``[0, 1)``, with ``(1 - m)`` normalisation.
     :param stat_decay: running-average decay of the factors in ``[0, 1)``.
@@ -112,6 +118,7 @@ class KFAC(Optimizer):
         params: Iterable[nn.Parameter] | None = None,
         kl_clip: float | None = 0.001,
         damping: float = 0.01,
+        damping_mode: str = "factored",
         weight_decay: float = 0.0,
         momentum: float = 0.9,
         stat_decay: float = 0.99,
@@ -128,6 +135,7 @@ class KFAC(Optimizer):
         check_int("KFAC", "stats_interval", stats_interval)
         check_int("KFAC", "inverse_interval", inverse_interval)
         check_choice("KFAC", "fallback", fallback, FALLBACKS)
+        check_choice("KFAC", "damping_mode", damping_mode, DAMPING_MODES)
 
         named_modules = list(model.named_modules()) if isinstance(model, nn.Module) else list(model)
         if params is None:
@@ -160,6 +168,7 @@ class KFAC(Optimizer):
         super().__init__(param_list, defaults)
         self.layers = layers
         self.fallback = fallback
+        self.damping_mode = damping_mode
         self.fallback_params = [p for p in param_list if id(p) not in layer_param_ids]
         self.stats_interval = stats_interval
         self.inverse_interval = inverse_interval
@@ -305,7 +314,7 @@ class KFAC(Optimizer):
         """Recompute the damped inverses of every layer's factors now (normally every ``inverse_interval`` steps)."""
         group = self.param_groups[0]
         for layer in self.layers:
-            layer.update_inverses(group["damping"], group["weight_decay"])
+            layer.update_inverses(group["damping"], group["weight_decay"], self.damping_mode)
 
     def _fallback_precondition(
         self, param: th.Tensor, vector: th.Tensor, damping: float, out: th.Tensor | None = None
@@ -385,10 +394,10 @@ class KFAC(Optimizer):
                 )
 
         refresh = self.steps % self.inverse_interval == 0
-        key = (damping, weight_decay)
+        key = (damping, weight_decay, self.damping_mode)
         for layer in layers:
             if refresh or layer.inverse_key != key:
-                layer.update_inverses(damping, weight_decay)
+                layer.update_inverses(damping, weight_decay, self.damping_mode)
 
         buffers = self._step_buffers(layers, fallback)
         for layer, grad, delta in zip(layers, buffers.layer_grads, buffers.layer_deltas, strict=True):
@@ -439,6 +448,7 @@ class KFAC(Optimizer):
             "stats_interval": self.stats_interval,
             "inverse_interval": self.inverse_interval,
             "fallback": self.fallback,
+            "damping_mode": self.damping_mode,
             "layers": {layer.name: layer.state_dict() for layer in self.layers},
         }
         return state
@@ -462,6 +472,7 @@ class KFAC(Optimizer):
         self.stats_interval = int(kfac_state["stats_interval"])
         self.inverse_interval = int(kfac_state["inverse_interval"])
         self.fallback = str(kfac_state["fallback"])  # states of earlier versions may hold more keys, unused
+        self.damping_mode = str(kfac_state.get("damping_mode", "factored"))  # earlier versions: factored only
         self._clear_batch()
 
 

@@ -10,6 +10,11 @@ References:
   for a convolution with ``|T|`` output locations, ``Omega = E[sum_t a_t a_t^T]`` over the expanded input
   patches ``a_t`` (plus a 1 for the bias) and ``Gamma = E[(1 / |T|) sum_t g_t g_t^T]`` (their eq. 21-22),
   so that ``F ~ Omega (x) Gamma``.
+- Wu et al. (2017), ACKTR, and OpenAI baselines' ``acktr/kfac.py`` (its default ``factored_damping=False``): the
+  *eigenbasis* damping ``(A (x) G + lambda I)^-1``, exact for the Kronecker-factored Fisher plus ``lambda I``,
+  computed from the eigendecompositions ``A = Q_A diag(a) Q_A^T``, ``G = Q_G diag(g) Q_G^T``:
+  ``Q_G [(Q_G^T V Q_A) / (g a^T + lambda)] Q_A^T`` (George et al. 2018, "Fast approximate natural gradient
+  descent in a Kronecker-factored eigenbasis", use the same basis).
 
 Ideas on structure (one small class per layer kind, bias as an appended ones column instead of a
 rewritten model, state keyed by layer name) follow gpauloski/kfac-pytorch; the code is our own.
@@ -32,6 +37,9 @@ from torch import nn
 
 #: Smallest factor trace used in the pi-correction (avoids 0 / 0 for layers that saw no signal).
 _TRACE_EPS = 1e-12
+#: How the damping enters the inverse of ``A (x) G``: ``"factored"`` ``(A + d_A I) (x) (G + d_G I)`` (Martens & Grosse
+#: 2015, §6.3) or ``"eigen"`` ``A (x) G + lambda I`` (OpenAI baselines' ACKTR).
+DAMPING_MODES = ("factored", "eigen")
 
 
 def symmetric_eigh(matrix: th.Tensor, name: str = "") -> tuple[th.Tensor, th.Tensor]:
@@ -111,11 +119,14 @@ class KroneckerFactoredLayer:
         # Running averages of the factors: A [in + 1, in + 1] (in = C * kh * kw for conv), G [out, out]
         self.a_factor: th.Tensor | None = None
         self.g_factor: th.Tensor | None = None
-        # Damped inverses (A + d_A I)^-1, (G + d_G I)^-1 (refreshed every Tf steps, and when the damping
-        # (damping, weight_decay) they were formed with, ``inverse_key``, changes)
+        # What the preconditioner uses (refreshed every Tf steps, and when what it was formed with, ``inverse_key`` =
+        # (damping, weight_decay, damping mode), changes). Factored damping: the damped inverses (A + d_A I)^-1 and
+        # (G + d_G I)^-1. Eigen damping: the eigenvectors Q_A, Q_G in a_inverse, g_inverse and
+        # eigen_scale = 1 / (g a^T + lambda), [out, in + 1].
         self.a_inverse: th.Tensor | None = None
         self.g_inverse: th.Tensor | None = None
-        self.inverse_key: tuple[float, float] | None = None
+        self.eigen_scale: th.Tensor | None = None
+        self.inverse_key: tuple[float, float, str] | None = None
         # Batch statistics of the recording context in progress (sums over calls)
         self._a_sum: th.Tensor | None = None
         self._g_sum: th.Tensor | None = None
@@ -193,24 +204,42 @@ class KroneckerFactoredLayer:
         pi = th.sqrt(a_norm / g_norm)
         return pi * gamma, gamma / pi
 
-    def update_inverses(self, damping: float, weight_decay: float) -> None:
-        """Recompute the damped inverses ``(A + d_A I)^-1`` and ``(G + d_G I)^-1`` from the current factors."""
+    def update_inverses(self, damping: float, weight_decay: float, mode: str = "factored") -> None:
+        """Recompute what :meth:`precondition` uses from the current factors.
+
+        ``mode="factored"``: the damped inverses ``(A + d_A I)^-1`` and ``(G + d_G I)^-1`` (:meth:`damping_terms`).
+        ``mode="eigen"``: the eigenvectors ``Q_A``, ``Q_G`` and ``1 / (g a^T + lambda)`` with the eigenvalues ``a``,
+        ``g`` (clamped at 0) and ``lambda = damping + weight_decay`` (baselines' ``factored_damping=False``).
+        """
         if self.a_factor is None or self.g_factor is None:
             return
-        d_a, d_g = self.damping_terms(damping, weight_decay)
-        self.a_inverse = damped_inverse(self.a_factor, d_a, self.name)  # [in + 1, in + 1]
-        self.g_inverse = damped_inverse(self.g_factor, d_g, self.name)  # [out, out]
-        self.inverse_key = (damping, weight_decay)
+        if mode == "eigen":
+            a_eigvals, self.a_inverse = symmetric_eigh(self.a_factor, self.name)  # [in + 1], [in + 1, in + 1]
+            g_eigvals, self.g_inverse = symmetric_eigh(self.g_factor, self.name)  # [out], [out, out]
+            # 1 / (g_i a_j + lambda): the eigenvalues of A (x) G + lambda I in the Kronecker eigenbasis, [out, in + 1]
+            self.eigen_scale = th.outer(g_eigvals, a_eigvals).add_(damping + weight_decay).reciprocal_()
+        else:
+            d_a, d_g = self.damping_terms(damping, weight_decay)
+            self.a_inverse = damped_inverse(self.a_factor, d_a, self.name)  # [in + 1, in + 1]
+            self.g_inverse = damped_inverse(self.g_factor, d_g, self.name)  # [out, out]
+            self.eigen_scale = None
+        self.inverse_key = (damping, weight_decay, mode)
 
     def precondition(self, grad: th.Tensor, out: th.Tensor | None = None) -> th.Tensor:
-        """``(G + d_G I)^-1 V (A + d_A I)^-1`` with the inverses of the last :meth:`update_inverses`.
+        """The damped K-FAC inverse applied to ``V``, as of the last :meth:`update_inverses`.
+
+        Factored damping: ``(G + d_G I)^-1 V (A + d_A I)^-1``. Eigen damping:
+        ``Q_G [(Q_G^T V Q_A) * eigen_scale] Q_A^T``, i.e. ``(A (x) G + lambda I)^-1 vec(V)``.
 
         :param grad: ``V``, the gradient as an ``[out, in + 1]`` matrix.
         :param out: write the result into this ``[out, in + 1]`` tensor (contiguous) instead of a new one.
         """
         if self.a_inverse is None or self.g_inverse is None:
             raise RuntimeError(f"K-FAC: layer '{self.name}' has no inverse yet")
-        return th.mm(th.mm(self.g_inverse, grad), self.a_inverse, out=out)  # [out, in + 1]
+        if self.eigen_scale is None:
+            return th.mm(th.mm(self.g_inverse, grad), self.a_inverse, out=out)  # [out, in + 1]
+        rotated = th.mm(th.mm(self.g_inverse.T, grad), self.a_inverse).mul_(self.eigen_scale)  # [out, in + 1]
+        return th.mm(th.mm(self.g_inverse, rotated), self.a_inverse.T, out=out)  # [out, in + 1]
 
     # ------------------------------------------------------------------ layout
     def write_grad_matrix(self, out: th.Tensor, weight_decay: float) -> None:
@@ -246,18 +275,21 @@ class KroneckerFactoredLayer:
             "g_factor": self.g_factor,
             "a_inverse": self.a_inverse,
             "g_inverse": self.g_inverse,
+            "eigen_scale": self.eigen_scale,
             "inverse_key": self.inverse_key,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device, dtype = self.params[0].device, self.params[0].dtype
-        for key in ("a_factor", "g_factor", "a_inverse", "g_inverse"):
-            value = state.get(key)
+        for key in ("a_factor", "g_factor", "a_inverse", "g_inverse", "eigen_scale"):
+            value = state.get(key)  # states of earlier versions have no eigen_scale (factored damping only)
             setattr(self, key, None if value is None else value.to(device=device, dtype=dtype).clone())
         inverse_key = state.get("inverse_key")
-        self.inverse_key = (
-            None if inverse_key is None or self.a_inverse is None else (float(inverse_key[0]), float(inverse_key[1]))
-        )
+        if inverse_key is None or self.a_inverse is None:
+            self.inverse_key = None
+        else:  # earlier versions stored (damping, weight_decay), always factored
+            mode = str(inverse_key[2]) if len(inverse_key) > 2 else "factored"
+            self.inverse_key = (float(inverse_key[0]), float(inverse_key[1]), mode)
         self.discard()
 
 
