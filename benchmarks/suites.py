@@ -429,8 +429,303 @@ D4PG_PER_SPEED = Suite(
 )
 
 
+# --------------------------------------------------------------------------------------------------
+# tqc: sb3_natgrad's TQC variants against sb3-contrib's TQC with identical hyperparameters (issue 19). Every algorithm
+# reads rl-zoo3's tqc.yml entry: hyperparams/tqc.yml holds only the v5 MuJoCo entries, copies of the zoo's -v4 ones
+# (tested), and falls back to the zoo's file for every other env, so this is the entry `--algo tqc` trains with. The
+# variants differ from the reference by their own flat keys only. sb3_natgrad.TQC with every variant off is not a row:
+# its updates are contrib's bit for bit (tests/test_tqc.py); tqc_speed times it.
+# n_steps = 3: the returns are uncorrected off-policy n-step targets from a 1M-transition replay, whose bias grows
+# with n and with how far the policy moved since a transition was collected; and the entropy bonus enters only at
+# the bootstrap state, so every extra step drifts further from the soft target. n = 3 is Rainbow's choice (Hessel et
+# al. 2018, better than 1 and 5 in their ablation) and the one the TQC example's sanity runs used; D4PG's paper
+# N = 5 (hyperparams/d4pg.yml) is for a deterministic policy without an entropy term.
+# --------------------------------------------------------------------------------------------------
+#: The variants of issue 19, each ``(label, overrides)``.
+TQC_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("TQC PER", {"prioritized_replay": True}),
+    ("TQC n_steps=3", {"n_steps": 3}),
+    ("TQC PER n_steps=3", {"prioritized_replay": True, "n_steps": 3}),
+    ("TQC K-FAC critic", {"critic_optimizer": "kfac"}),
+)
+#: Quick profile: one short run per algorithm past learning_starts (100 on Pendulum, 10k on the other envs).
+TQC_QUICK_PENDULUM = Budget(4_000, seeds=1, eval_freq=2_000, n_eval_episodes=2, n_final_episodes=3)
+TQC_QUICK = Budget(12_000, seeds=1, eval_freq=6_000, n_eval_episodes=2, n_final_episodes=3)
+#: The issue's 300k-step budget (LunarLanderContinuous-v3, HalfCheetah-v5, Hopper-v5), 20 curve points.
+TQC_300K = Budget(300_000, seeds=3, eval_freq=15_000, n_eval_episodes=5, n_final_episodes=10, timeout_s=12 * 3600.0)
+
+
+def _tqc_entry(env_id: str, quick: Budget, full: Budget, zoo_keys: tuple[str, ...] = ()) -> Entry:
+    """One env of the ``tqc`` suite: contrib TQC and the four variants, rl-zoo3's tqc.yml entry for all."""
+
+    def tqc(label: str, cls: str, kwargs: dict[str, Any]) -> Algo:
+        return Algo(label, cls, zoo="rl_zoo3:tqc", zoo_keys=zoo_keys, kwargs=kwargs)
+
+    return Entry(
+        env_id,
+        reference=tqc("TQC (sb3-contrib)", "sb3_contrib:TQC", {}),
+        candidates=[tqc(label, "sb3_natgrad:TQC", kwargs) for label, kwargs in TQC_VARIANTS],
+        quick=quick,
+        full=full,
+    )
+
+
+TQC = Suite(
+    name="tqc",
+    description=(
+        "sb3_natgrad TQC with prioritized replay, n_steps=3, both, and a K-FAC critic against sb3-contrib TQC, "
+        "identical zoo hyperparameters (rl-zoo3's tqc.yml, which hyperparams/tqc.yml falls back to)."
+    ),
+    entries=[
+        # 5 seeds on Pendulum: cheap, and one seed's evaluation spread (std ~80) is the size of the gaps looked for
+        _tqc_entry(
+            "Pendulum-v1",
+            TQC_QUICK_PENDULUM,
+            Budget(20_000, seeds=5, eval_freq=1_000, n_eval_episodes=5, n_final_episodes=10, timeout_s=3 * 3600.0),
+        ),
+        _tqc_entry("LunarLanderContinuous-v3", TQC_QUICK, TQC_300K),
+        _tqc_entry("HalfCheetah-v5", TQC_QUICK, TQC_300K, zoo_keys=("HalfCheetah-v4",)),
+        _tqc_entry("Hopper-v5", TQC_QUICK, TQC_300K, zoo_keys=("Hopper-v4",)),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# tqc_speed: train() per gradient step (python -m benchmarks speed) of each TQC variant, and of sb3_natgrad.TQC with
+# every variant off, against contrib TQC on the same batch and networks (issue 19: PER <= 1.1x, K-FAC reported), on
+# Pendulum-v1 (3-dim observations, 256x256) and HalfCheetah-v5 (17-dim, 256x256). Its `full` profile trains like tqc.
+# --------------------------------------------------------------------------------------------------
+_TQC_SPEED_ENVS = ("Pendulum-v1", "HalfCheetah-v5")
+TQC_SPEED = Suite(
+    name="tqc_speed",
+    description="train() time of sb3_natgrad TQC (variants off, PER, n_steps=3, both, K-FAC critic) vs sb3-contrib TQC.",
+    entries=[
+        replace(
+            entry,
+            candidates=[
+                Algo("TQC", "sb3_natgrad:TQC", zoo="rl_zoo3:tqc", zoo_keys=entry.reference.zoo_keys),
+                *entry.candidates,
+            ],
+        )
+        for entry in TQC.entries
+        if entry.env_id in _TQC_SPEED_ENVS
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# ppg: sb3_natgrad's PPG (hyperparams/ppg.yml) against SB3 PPO with rl-zoo3's tuned ppo.yml entries (issue 20). ppg.yml
+# starts from the same entries; the network, n_envs, n_steps and minibatch are copied from PPO's resolved settings all
+# the same (PPG_MATCHED), so both see the same rollouts through the same networks. Budgets: the zoo's (CartPole 1e5,
+# LunarLander 1e6, MuJoCo 1e6).
+# Wall clock per environment step (issue: <= 1.5x PPO): every run records its learn() time without the evaluations,
+# and results.md gives the median over seeds of PPG / PPO for the same seed (runs alternate seed by seed, so with
+# --jobs 1 both see the same machine). For a measurement on an idle machine, `speed` times the updates on one shared
+# rollout: --train-calls N_pi (the entry's n_policy_iterations: CartPole 16, LunarLander 4, MuJoCo 32) makes each
+# timed block hold exactly one auxiliary phase, and --learn-steps N times whole learn(N) runs in ABBA order.
+# --------------------------------------------------------------------------------------------------
+#: Keys PPG takes from the PPO reference (the issue: same networks, n_envs and n_steps; the same minibatch too).
+PPG_MATCHED = ("n_envs", "n_steps", "batch_size", "policy_kwargs")
+
+
+def _ppg_entry(env_id: str, full_steps: int, eval_freq: int, zoo_keys: tuple[str, ...] = (), seeds: int = 5) -> Entry:
+    """One env of the ``ppg`` suite: PPG against zoo-tuned PPO at equal rollouts and network."""
+    return Entry(
+        env_id,
+        reference=Algo("PPO", "stable_baselines3:PPO", zoo="rl_zoo3:ppo", zoo_keys=zoo_keys),
+        candidates=[Algo("PPG", "sb3_natgrad:PPG", zoo="ppg", share_with_reference=PPG_MATCHED)],
+        # past one auxiliary phase on every env but LunarLander (65,536 samples per phase)
+        quick=Budget(20_000, seeds=1, eval_freq=10_000, n_eval_episodes=2, n_final_episodes=3),
+        full=Budget(
+            full_steps, seeds=seeds, eval_freq=eval_freq, n_eval_episodes=5, n_final_episodes=10, timeout_s=6 * 3600.0
+        ),
+    )
+
+
+PPG = Suite(
+    name="ppg",
+    description="sb3_natgrad PPG against SB3 PPO (zoo-tuned) with the same n_envs, n_steps, minibatch and network.",
+    entries=[
+        # 5 seeds: the target is "PPG >= PPO on every env and clearly better on at least two"
+        _ppg_entry("CartPole-v1", 100_000, 5_000),
+        _ppg_entry("LunarLander-v3", 1_000_000, 50_000),
+        _ppg_entry("HalfCheetah-v5", 1_000_000, 50_000, ("HalfCheetah-v4",)),
+        _ppg_entry("Hopper-v5", 1_000_000, 50_000, ("Hopper-v4",)),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# ppg_atari: PPG against PPO on Pong with rl-zoo3's `atari` PPO entry (zoo Atari wrappers, 4 stacked frames, CnnPolicy,
+# 8 envs x 128 steps, minibatch 256, 4 epochs): hyperparams/ppg.yml has no Atari entry, so PPG reads the same entry
+# with the zoo's n_epochs as E_pi = E_V and the paper's Procgen values for its own keys (N_pi 32, E_aux 6,
+# beta_clone 1); its auxiliary buffer holds 32 x 1024 frames stacks, 0.9 GiB of uint8. The documented longer run of
+# issue 20: hours per run on a CPU; runs checkpoint at every curve point and resume across sessions, seed by seed.
+# --------------------------------------------------------------------------------------------------
+#: PPG's keys on top of the zoo's PPO `atari` entry.
+PPG_ATARI = {"n_policy_epochs": 4, "n_value_epochs": 4, "n_policy_iterations": 32, "n_aux_epochs": 6, "beta_clone": 1.0}
+PPG_ATARI_SUITE = Suite(
+    name="ppg_atari",
+    description="sb3_natgrad PPG on PongNoFrameskip-v4 (zoo Atari wrappers, CnnPolicy) against SB3 PPO, zoo PPO settings.",
+    entries=[
+        Entry(
+            "PongNoFrameskip-v4",
+            reference=Algo("PPO", "stable_baselines3:PPO", zoo="rl_zoo3:ppo"),
+            candidates=[
+                Algo(
+                    "PPG",
+                    "sb3_natgrad:PPG",
+                    zoo="rl_zoo3:ppo",
+                    drop=("n_epochs",),
+                    kwargs={**PPG_ATARI, "aux_batch_size": 256},
+                    share_with_reference=PPG_MATCHED,
+                )
+            ],
+            quick=Budget(10_000, seeds=1, eval_freq=5_000, n_eval_episodes=1, n_final_episodes=1),
+            full=Budget(2_000_000, seeds=3, eval_freq=100_000, n_eval_episodes=3, n_final_episodes=5, timeout_s=24 * 3600.0),
+        ),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# acer: sb3_natgrad's ACER (hyperparams/acer.yml) against SB3 A2C (rl-zoo3's a2c.yml) (issue 21).
+# Discrete (CartPole-v1, LunarLander-v3): the same n_envs, n_steps and network (A2C's 64x64 sizes; ACER's trunk is
+# shared by its policy and Q heads), budgets of a2c.yml. The target is ACER reaching A2C's final return in <= 1/2 the
+# samples: results.md's "Steps to reach ref. final return" (first timestep where the mean-over-seeds curve reaches
+# A2C's final mean) and its ratio to A2C's own (<= 0.5), as the d4pg report's "TD3's final at 15k". Curve points
+# every 5k steps resolve it.
+# Continuous (Pendulum-v1, HalfCheetah-v5): equal samples against A2C (the reference) and PPO (a second row: one
+# reference per entry), each zoo-tuned at its own batch. acer.yml has no HalfCheetah entry: the suite gives ACER A2C's
+# batch there (1 env x 5 steps, normalized observations and rewards) and the ACER keys of acer.yml's Pendulum entry.
+# --------------------------------------------------------------------------------------------------
+_ACER_MATCHED = ("n_envs", "n_steps", "policy_kwargs")
+#: ACER on HalfCheetah-v5 (no acer.yml entry): acer.yml's Pendulum ACER keys; the batch is A2C's (shared).
+ACER_HALFCHEETAH = {"ent_coef": 0.0, "buffer_size": 100_000, "replay_ratio": 4.0, "replay_start": 2_000}
+ACER_QUICK = Budget(10_000, seeds=1, eval_freq=5_000, n_eval_episodes=2, n_final_episodes=3)
+
+
+def _acer_discrete_entry(env_id: str, full_steps: int, eval_freq: int) -> Entry:
+    """One discrete env of the ``acer`` suite: ACER against A2C at equal batch and network."""
+    return Entry(
+        env_id,
+        reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c"),
+        candidates=[Algo("ACER", "sb3_natgrad:ACER", zoo="acer", share_with_reference=_ACER_MATCHED)],
+        quick=ACER_QUICK,
+        full=Budget(full_steps, seeds=5, eval_freq=eval_freq, n_eval_episodes=5, n_final_episodes=10),
+    )
+
+
+def _acer_continuous_entry(env_id: str, seeds: int, zoo_keys: tuple[str, ...] = (), acer: Algo | None = None) -> Entry:
+    """One Box env of the ``acer`` suite: ACER and PPO against A2C, each zoo-tuned, 1M steps."""
+    return Entry(
+        env_id,
+        reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=zoo_keys),
+        candidates=[
+            acer or Algo("ACER", "sb3_natgrad:ACER", zoo="acer"),
+            Algo("PPO", "stable_baselines3:PPO", zoo="rl_zoo3:ppo", zoo_keys=zoo_keys),
+        ],
+        quick=ACER_QUICK,
+        full=Budget(1_000_000, seeds=seeds, eval_freq=20_000, n_eval_episodes=5, n_final_episodes=10, timeout_s=6 * 3600.0),
+    )
+
+
+ACER = Suite(
+    name="acer",
+    description=(
+        "sb3_natgrad ACER against SB3 A2C: discrete envs at the same n_envs, n_steps and network (samples to reach "
+        "A2C's final return); Box envs at equal samples, with SB3 PPO as a second row, each zoo-tuned."
+    ),
+    entries=[
+        _acer_discrete_entry("CartPole-v1", 500_000, 5_000),
+        _acer_discrete_entry("LunarLander-v3", 200_000, 5_000),
+        _acer_continuous_entry("Pendulum-v1", seeds=5),
+        _acer_continuous_entry(
+            "HalfCheetah-v5",
+            seeds=3,
+            zoo_keys=("HalfCheetah-v4",),
+            acer=Algo(
+                "ACER",
+                "sb3_natgrad:ACER",
+                zoo="acer",
+                kwargs=ACER_HALFCHEETAH,
+                share_with_reference=("n_envs", "n_steps", "normalize"),
+            ),
+        ),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# acer_atari: ACER against A2C on Pong with rl-zoo3's `atari` A2C entry (zoo Atari wrappers, 4 stacked frames,
+# CnnPolicy, 16 envs x 5 steps, ent_coef 0.01), the same n_envs and n_steps for both (issue 21). acer.yml has no
+# Atari entry: ACER reads A2C's without vf_coef (ACER's critic weight is q_coef) and policy_kwargs (A2C's RMSprop
+# settings; ACER's policy builds RMSprop alpha 0.99, eps 1e-5 itself), with baselines' ACER replay (50,000
+# transitions, 1.4 GB of uint8 frame stacks, replay ratio 4, replay from 10,000). The documented longer run: hours per
+# run on a CPU; runs checkpoint at every curve point and resume across sessions, seed by seed.
+# --------------------------------------------------------------------------------------------------
+ACER_ATARI = Suite(
+    name="acer_atari",
+    description="sb3_natgrad ACER on PongNoFrameskip-v4 (zoo Atari wrappers, CnnPolicy) against SB3 A2C, same batch.",
+    entries=[
+        Entry(
+            "PongNoFrameskip-v4",
+            reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c"),
+            candidates=[
+                Algo(
+                    "ACER",
+                    "sb3_natgrad:ACER",
+                    zoo="rl_zoo3:a2c",
+                    drop=("vf_coef", "policy_kwargs"),
+                    kwargs={"buffer_size": 50_000, "replay_ratio": 4.0, "replay_start": 10_000},
+                    share_with_reference=("n_envs", "n_steps"),
+                )
+            ],
+            quick=Budget(12_000, seeds=1, eval_freq=6_000, n_eval_episodes=1, n_final_episodes=1),
+            full=Budget(2_000_000, seeds=3, eval_freq=100_000, n_eval_episodes=3, n_final_episodes=5, timeout_s=24 * 3600.0),
+        ),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# acer_speed: wall clock per environment step of ACER at replay ratio 4 (acer.yml) and without replay
+# (replay_ratio=0: the cost of ACER's own update) against A2C at the same batch (issue 21). `speed` cannot time ACER's
+# train() alone (its replay is not a rollout buffer to copy A2C's data into), so this suite is run with `returns`:
+# each record holds learn() time without the evaluations, results.md the per-seed median ratio to A2C (= the ratio of
+# wall clock per env step, equal budgets) and steps/s. Short runs past replay_start, one curve point; --jobs 1.
+# --------------------------------------------------------------------------------------------------
+def _acer_speed_entry(env_id: str, shared: tuple[str, ...] = _ACER_MATCHED) -> Entry:
+    def acer(label: str, kwargs: dict[str, Any]) -> Algo:
+        return Algo(label, "sb3_natgrad:ACER", zoo="acer", kwargs=kwargs, share_with_reference=shared)
+
+    a2c = Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c")
+    return Entry(
+        env_id,
+        reference=a2c,
+        candidates=[acer("ACER replay_ratio=4", {"replay_ratio": 4.0}), acer("ACER replay_ratio=0", {"replay_ratio": 0.0})],
+        quick=Budget(5_000, seeds=1, eval_freq=5_000, n_eval_episodes=1, n_final_episodes=1),
+        full=Budget(50_000, seeds=5, eval_freq=50_000, n_eval_episodes=1, n_final_episodes=3),
+    )
+
+
+ACER_SPEED = Suite(
+    name="acer_speed",
+    description="learn() wall clock per env step of sb3_natgrad ACER (replay ratio 4 and 0) vs SB3 A2C, same batch.",
+    entries=[
+        _acer_speed_entry("CartPole-v1"),
+        _acer_speed_entry("LunarLander-v3"),
+        # A2C's Pendulum policy_kwargs (gSDE's log_std_init, ortho_init) are A2C's; acer.yml's entry has A2C's 8 x 8 batch
+        _acer_speed_entry("Pendulum-v1", shared=("n_envs", "n_steps")),
+    ],
+)
+
+
 #: Every suite by name (``python -m benchmarks returns --suite NAME``).
 SUITES: dict[str, Suite] = {
     suite.name: suite
-    for suite in (SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED, D4PG, D4PG_SPEED, D4PG_PER_SPEED)
+    for suite in (
+        *(SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED, D4PG, D4PG_SPEED, D4PG_PER_SPEED),
+        *(TQC, TQC_SPEED, PPG, PPG_ATARI_SUITE, ACER, ACER_ATARI, ACER_SPEED),
+    )
 }

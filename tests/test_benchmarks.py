@@ -150,6 +150,92 @@ def test_d4pg_suites_match_the_td3_reference() -> None:
     }
 
 
+def test_every_suite_resolves_to_constructor_arguments() -> None:
+    """Each algorithm of each suite: its class imports and every converted YAML key is a constructor argument."""
+    import inspect
+
+    for suite in SUITES.values():
+        for entry in suite.entries:
+            for label, resolved in resolve_entry(entry).items():
+                algo = next(a for a in entry.algos if a.label == label)
+                parameters = inspect.signature(load_class(algo.cls)).parameters
+                unknown = set(convert_hyperparams(resolved.hyperparams).algo_kwargs) - set(parameters)
+                assert not unknown, (suite.name, entry.env_id, label, unknown)
+
+
+def _runs_with(cls: str, hyperparams: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """What an algorithm runs with for ``keys``: its YAML's value, else its constructor's default (``n_envs``: 1)."""
+    from benchmarks.spec import constructor_default
+
+    return {
+        key: hyperparams[key] if key in hyperparams else 1 if key == "n_envs" else constructor_default(cls, key)
+        for key in keys
+    }
+
+
+def test_tqc_suites_compare_variants_at_identical_hyperparameters() -> None:
+    from benchmarks.suites import TQC_VARIANTS
+    from sb3_natgrad.zoo import tuned_hyperparams
+
+    variants = dict(TQC_VARIANTS)
+    assert [e.env_id for e in SUITES["tqc"].entries] == [
+        "Pendulum-v1", "LunarLanderContinuous-v3", "HalfCheetah-v5", "Hopper-v5"
+    ]  # fmt: skip
+    for suite in (SUITES["tqc"], SUITES["tqc_speed"]):
+        for entry in suite.entries:
+            resolved = resolve_entry(entry)
+            reference = resolved["TQC (sb3-contrib)"].hyperparams
+            assert entry.reference.cls == "sb3_contrib:TQC" and {a.cls for a in entry.candidates} == {"sb3_natgrad:TQC"}
+            # The zoo entry `--algo tqc` trains with (hyperparams/tqc.yml's own v5 entries or its fallback to the zoo).
+            ours = tuned_hyperparams("tqc", entry.env_id)
+            ours.pop("n_timesteps")
+            assert reference == ours, entry.env_id
+            for algo in entry.candidates:
+                assert resolved[algo.label].hyperparams == {**reference, **variants.get(algo.label, {})}, algo.label
+    assert set(variants) <= {a.label for a in SUITES["tqc_speed"].entries[0].candidates}
+    assert all(e.full.seeds >= 3 for e in SUITES["tqc"].entries)
+    assert [e.full.timesteps for e in SUITES["tqc"].entries] == [20_000, 300_000, 300_000, 300_000]
+
+
+def test_ppg_suites_match_the_ppo_reference() -> None:
+    """PPG trains with PPO's rollouts, minibatch and network, and PPO's other settings (n_epochs as E_pi = E_V)."""
+    ppo_keys = ("n_envs", "n_steps", "batch_size", "policy_kwargs", "gamma", "gae_lambda", "learning_rate", "ent_coef")
+    for suite in (SUITES["ppg"], SUITES["ppg_atari"]):
+        for entry in suite.entries:
+            resolved = resolve_entry(entry)
+            ppo, ppg = resolved["PPO"].hyperparams, resolved["PPG"].hyperparams
+            assert _runs_with("stable_baselines3:PPO", ppo, ppo_keys) == _runs_with("sb3_natgrad:PPG", ppg, ppo_keys)
+            epochs = ppo.get("n_epochs", 10)
+            assert ppg.get("n_policy_epochs", 10) == ppg.get("n_value_epochs", 10) == epochs, entry.env_id
+            for zoo_key in ("normalize", "policy", "frame_stack", "env_wrapper", "clip_range"):
+                assert ppo.get(zoo_key) == ppg.get(zoo_key), (entry.env_id, zoo_key)
+    atari = resolve_entry(SUITES["ppg_atari"].entries[0])["PPG"].hyperparams
+    assert atari["policy"] == "CnnPolicy" and "n_epochs" not in atari and atari["n_policy_iterations"] == 32
+
+
+def test_acer_suites_match_the_a2c_reference() -> None:
+    """ACER at A2C's n_envs and n_steps on every entry (Pendulum: acer.yml's entry has A2C's 8 x 8), A2C's network on
+    the discrete ones; A2C is every entry's reference."""
+    for suite in (SUITES["acer"], SUITES["acer_atari"], SUITES["acer_speed"]):
+        for entry in suite.entries:
+            assert entry.reference.cls == "stable_baselines3:A2C"
+            resolved = resolve_entry(entry)
+            a2c = _runs_with("stable_baselines3:A2C", resolved["A2C"].hyperparams, ("n_envs", "n_steps"))
+            for algo in entry.candidates:
+                if algo.cls == "sb3_natgrad:ACER":
+                    acer = resolved[algo.label].hyperparams
+                    assert _runs_with("sb3_natgrad:ACER", acer, ("n_envs", "n_steps")) == a2c, (suite.name, entry.env_id)
+    for env_id in ("CartPole-v1", "LunarLander-v3"):
+        resolved = resolve_entry(next(e for e in SUITES["acer"].entries if e.env_id == env_id))
+        # A2C's default MlpPolicy is 64x64; ACER's default trunk is 64x64 too: neither entry sets a network.
+        assert resolved["A2C"].hyperparams.get("policy_kwargs") is None
+        assert resolved["ACER"].hyperparams["policy_kwargs"] is None
+    pendulum = resolve_entry(next(e for e in SUITES["acer"].entries if e.env_id == "Pendulum-v1"))
+    assert {"A2C", "ACER", "PPO"} == set(pendulum) and pendulum["ACER"].zoo_key == "Pendulum-v1"
+    speed = {a.label: a.kwargs["replay_ratio"] for e in SUITES["acer_speed"].entries for a in e.candidates}
+    assert speed == {"ACER replay_ratio=4": 4.0, "ACER replay_ratio=0": 0.0}
+
+
 # --------------------------------------------------------------------------------------------------
 # Planning and resuming
 # --------------------------------------------------------------------------------------------------
