@@ -15,6 +15,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from stable_baselines3.td3.policies import Actor
 
+from sb3_natgrad.common.actors import ACTOR_EXCLUDED_SAVE_PARAMS, DistributedActorsMixin
 from sb3_natgrad.common.off_policy import (
     AnySamples,
     anneal_per_beta,
@@ -38,7 +39,7 @@ SelfD4PG = TypeVar("SelfD4PG", bound="D4PG")
 CRITICS = ("categorical", "quantile")
 
 
-class D4PG(OffPolicyAlgorithm):
+class D4PG(DistributedActorsMixin, OffPolicyAlgorithm):
     """
     Distributed Distributional Deterministic Policy Gradients (D4PG).
 
@@ -61,6 +62,10 @@ class D4PG(OffPolicyAlgorithm):
     In both, the actor follows the gradient of the expected value of the critics' distribution at
     ``(s, mu(s))`` (the paper's Eq. 7). With ``prioritized_replay=True`` the critic's per-sample losses are
     weighted by the importance weights and become the transitions' new priorities.
+
+    With ``n_actors > 0`` the transitions come from that many Ray actors, each stepping its own copy of the
+    environment with a copy of the actor network (the paper's distributed actors; :mod:`sb3_natgrad.common.actors`
+    and the "Distributed actors" guide); ``n_actors=0`` is SB3's in-process loop.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str); Box actions only
@@ -92,6 +97,14 @@ class D4PG(OffPolicyAlgorithm):
     :param per_beta: importance-sampling exponent at the start of training
     :param per_beta_final: importance-sampling exponent at the end of training (annealed linearly)
     :param per_eps: added to the priorities so that no transition has probability 0
+    :param n_actors: Ray actors that step the environment (0: SB3's in-process loop; needs
+        ``pip install "sb3_natgrad[distributed]"``)
+    :param actor_sync_interval: the actors' copy of the actor network is refreshed after every this many gradient
+        updates
+    :param ray_address: a Ray cluster's address (e.g. ``"HEAD_IP:6379"``); None: the Ray instance of this process,
+        else a new local one
+    :param actor_kwargs: rarer actor options (``chunk_size``, ``timeout``, ``max_restarts``, ``num_cpus``,
+        ``env_fn``): see :class:`sb3_natgrad.common.actors.ActorOptions`
     :param stats_window_size: Window size for the rollout logging (episodes)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation
@@ -142,6 +155,10 @@ class D4PG(OffPolicyAlgorithm):
         per_beta: float = 0.4,
         per_beta_final: float = 1.0,
         per_eps: float = 1e-6,
+        n_actors: int = 0,
+        actor_sync_interval: int = 100,
+        ray_address: str | None = None,
+        actor_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -239,6 +256,7 @@ class D4PG(OffPolicyAlgorithm):
         self.per_eps = per_eps
         n_outputs = n_atoms if critic == "categorical" else n_quantiles
         self.policy_kwargs.update(n_critics=self.n_critics, n_outputs=n_outputs)
+        self._init_actors(n_actors, actor_sync_interval, ray_address, actor_kwargs)
 
         if _init_setup_model:
             self._setup_model()
@@ -383,7 +401,15 @@ class D4PG(OffPolicyAlgorithm):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "critic", "actor_target", "critic_target", "atoms"]
+        return [
+            *super()._excluded_save_params(),
+            *ACTOR_EXCLUDED_SAVE_PARAMS,
+            "actor",
+            "critic",
+            "actor_target",
+            "critic_target",
+            "atoms",
+        ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "actor.optimizer", "critic.optimizer"], []
