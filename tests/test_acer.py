@@ -5,6 +5,7 @@ projection, the segment replay, argument checks and the replay plumbing. The sha
 from __future__ import annotations
 
 import json
+import math
 import re
 import zipfile
 
@@ -17,7 +18,17 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import FakeImageEnv, IdentityEnv, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
 
 from sb3_natgrad import ACER
-from sb3_natgrad.acer import ACERReplayBuffer, retrace_targets, truncated_is_gain, trust_region_projection
+from sb3_natgrad.acer import (
+    ACERPolicy,
+    ACERReplayBuffer,
+    continuous_retrace_targets,
+    continuous_truncated_is_gain,
+    retrace_targets,
+    trace_coefficients,
+    truncated_is_gain,
+    trust_region_projection,
+)
+from sb3_natgrad.acer.policies import kl_divergence, kl_gradient
 
 # -- Retrace ---------------------------------------------------------------------------------------------------
 
@@ -80,6 +91,102 @@ def test_retrace_rejects_bad_shapes() -> None:
         retrace_targets(x, x, x, th.zeros(5, 2), th.zeros(4, 3), gamma=0.9)
 
 
+@pytest.mark.parametrize("action_dim", [1, 3])
+def test_continuous_retrace_and_opc_equal_explicit_sums(action_dim: int) -> None:
+    """Box actions: Q^ret with c_i = λ min(1, rho_i^{1/d}) and Q^opc with c_i = 1 (Section 5.1), against the
+    explicit sum with the coefficients computed here in NumPy."""
+    rng = np.random.default_rng(action_dim)
+    n_steps, n_envs, gamma, lam = 8, 5, 0.95, 0.9
+    rewards = rng.normal(size=(n_steps, n_envs))
+    dones = (rng.random((n_steps, n_envs)) < 0.2).astype(float)
+    dones[2, 0] = 1.0
+    q = rng.normal(size=(n_steps, n_envs))
+    values = rng.normal(size=(n_steps + 1, n_envs))
+    # products of d per-dimension ratios, spread around 1 so that the d-th root matters
+    rho = np.exp(rng.normal(scale=1.5, size=(n_steps, n_envs, action_dim)).sum(-1))
+    c = np.array([[lam * min(1.0, r ** (1.0 / action_dim)) for r in row] for row in rho])
+    assert 0 < (c < lam).mean() < 1  # both sides of the truncation occur
+    q_ret, q_opc = continuous_retrace_targets(
+        *(th.as_tensor(x) for x in (rewards, dones, q, values, rho)), action_dim=action_dim, gamma=gamma, retrace_lambda=lam
+    )
+    np.testing.assert_allclose(q_ret.numpy(), _retrace_by_sum(rewards, dones, q, values, c, gamma), rtol=1e-12, atol=1e-12)
+    ones = np.ones_like(c)
+    np.testing.assert_allclose(q_opc.numpy(), _retrace_by_sum(rewards, dones, q, values, ones, gamma), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(trace_coefficients(th.as_tensor(rho), lam, action_dim).numpy(), c, rtol=1e-12)
+    with pytest.raises(ValueError, match="action_dim must be a positive int or None, got 0"):
+        trace_coefficients(th.as_tensor(rho), lam, 0)
+
+
+# -- stochastic dueling network ------------------------------------------------------------------------------------
+
+
+def _box_policy(action_dim: int = 2, **kwargs) -> ACERPolicy:
+    th.manual_seed(0)
+    obs_space = spaces.Box(-1, 1, shape=(3,), dtype=np.float32)
+    action_space = spaces.Box(-1, 1, shape=(action_dim,), dtype=np.float32)
+    return ACERPolicy(obs_space, action_space, lambda _: 1e-3, net_arch=[4], **kwargs).double()
+
+
+def test_sdn_q_by_hand() -> None:
+    """Q̃(x, a) = V(x) + A(x, a) - (1/n) Σ_i A(x, u_i) (Section 5.1) with given u_i, against the layers' weights
+    applied by hand, one state and one sample at a time."""
+    policy = _box_policy(action_dim=2)
+    gen = th.Generator().manual_seed(1)
+    n_states, n, n_actions = 3, 4, 2
+    latent = th.randn(n_states, 4, generator=gen, dtype=th.float64)
+    phi = th.randn(n_states, 4, generator=gen, dtype=th.float64)
+    u = th.randn(n, n_states, 2, generator=gen, dtype=th.float64)
+    actions = th.randn(n_actions, n_states, 2, generator=gen, dtype=th.float64)
+    w_v, b_v = policy.value_net.weight[0], policy.value_net.bias[0]
+    first, second = policy.advantage_net[0], policy.advantage_net[2]
+
+    def advantage(x: th.Tensor, a: th.Tensor) -> float:
+        hidden = [math.tanh(float(first.weight[j] @ th.cat([x, a]) + first.bias[j])) for j in range(first.out_features)]
+        return float(sum(second.weight[0, j] * hidden[j] for j in range(len(hidden))) + second.bias[0])
+
+    with th.no_grad():
+        got = policy.sdn_q(latent, phi, actions, u=u)  # [J, M]
+        got_single = policy.sdn_q(latent, phi, actions[0], u=u)  # [M]
+    with th.no_grad():
+        by_hand = _sdn_by_hand(latent, u, actions, w_v, b_v, advantage)
+    th.testing.assert_close(got, by_hand, rtol=0, atol=1e-12)
+    th.testing.assert_close(got_single, by_hand[0], rtol=0, atol=1e-12)
+
+
+def _sdn_by_hand(latent, u, actions, w_v, b_v, advantage) -> th.Tensor:
+    n, n_states, _ = u.shape
+    out = th.zeros(actions.shape[0], n_states, dtype=th.float64)
+    for m in range(n_states):
+        v = float(w_v @ latent[m] + b_v)
+        baseline = sum(advantage(latent[m], u[i, m]) for i in range(n)) / n
+        for j in range(actions.shape[0]):
+            out[j, m] = v + advantage(latent[m], actions[j, m]) - baseline
+    return out
+
+
+def test_sdn_q_draws_its_samples_from_the_policy() -> None:
+    """Without u, the u_i come from π(·|x) = N(mean, exp(log std)²): with A(x, a) = a_0 (a stand-in network),
+    Q̃(x, a) - V(x) - a_0 = -(1/n) Σ_i u_i0, whose mean is -mean_0 within 5 standard errors."""
+    n = 20_000
+    policy = _box_policy(action_dim=2, n_sdn_samples=n)
+
+    class FirstActionComponent(th.nn.Module):
+        def forward(self, latent_and_action: th.Tensor) -> th.Tensor:
+            return latent_and_action[..., -2:-1]  # a_0: the action follows the 4 latent features
+
+    policy.advantage_net = FirstActionComponent()
+    latent = th.zeros(2, 4, dtype=th.float64)
+    phi = th.tensor([[1.5, -3.0, np.log(0.5), 0.0], [-0.7, 2.0, np.log(2.0), 1.0]], dtype=th.float64)
+    actions = th.tensor([[0.3, 0.0], [-1.0, 0.0]], dtype=th.float64)
+    th.manual_seed(3)
+    with th.no_grad():
+        q = policy.sdn_q(latent, phi, actions)
+        v = policy.value(latent, phi)
+    mean_u0 = -(q - v - actions[:, 0])
+    for m, (mean, std) in enumerate([(1.5, 0.5), (-0.7, 2.0)]):
+        assert abs(float(mean_u0[m]) - mean) < 5 * std / math.sqrt(n)
+
+
 # -- truncated importance sampling with bias correction -------------------------------------------------------
 
 
@@ -118,6 +225,57 @@ def test_truncation_without_correction_is_biased() -> None:
     assert (grad - reference).abs().max() > 1e-3
 
 
+def _gaussian_log_density(a: th.Tensor, mean: th.Tensor, log_std: th.Tensor) -> th.Tensor:
+    return -0.5 * ((a - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+
+
+def _continuous_expected_gradients(c: float, with_correction: bool = True) -> tuple[th.Tensor, th.Tensor]:
+    """1-D quadrature of E_{a_t~μ, a'~π}[∇_φ gain] for the Box estimator, φ = (mean, log std) of π, on a grid of
+    (a_t, a') pairs weighted μ(a_t) π(a') da², and the true gradient ∇_φ ∫ π_φ(a) (Q(a) - V) da by quadrature."""
+    mean = th.tensor(0.2, dtype=th.float64, requires_grad=True)
+    log_std = th.tensor(-0.1, dtype=th.float64, requires_grad=True)
+    mu_mean, mu_log_std = th.tensor(0.6, dtype=th.float64), th.tensor(math.log(0.5), dtype=th.float64)  # narrower
+    grid = th.linspace(-8.0, 8.0, 1601, dtype=th.float64)
+    da = float(grid[1] - grid[0])
+    q = th.sin(2 * grid) + 0.3 * grid**2  # Q(a), any smooth function
+    baseline = 0.4  # V, any constant
+    log_pi = _gaussian_log_density(grid, mean, log_std)  # [G] with gradient
+    log_mu = _gaussian_log_density(grid, mu_mean, mu_log_std)  # [G]
+    rho = (log_pi.detach() - log_mu).exp()  # [G]
+    assert float(rho.max()) > 100 * c  # the truncation is active in the tails
+    weight_mu, weight_pi = log_mu.exp() * da, log_pi.detach().exp() * da  # [G]
+    n = len(grid)
+    taken, sampled = th.arange(n).repeat_interleave(n), th.arange(n).repeat(n)  # all (a_t, a') pairs [G²]
+    gain = continuous_truncated_is_gain(
+        log_pi[taken],
+        log_pi[sampled],
+        rho[taken],
+        rho[sampled],
+        q[taken] - baseline,
+        (q[sampled] - baseline) if with_correction else th.zeros(n * n, dtype=th.float64),
+        c,
+    )  # [G²]
+    expected = (weight_mu[taken] * weight_pi[sampled] * gain).sum()
+    grad = th.stack(th.autograd.grad(expected, (mean, log_std), retain_graph=True))
+    true_objective = (log_pi.exp() * (q - baseline)).sum() * da  # ∫ π_φ(a) (Q(a) - V) da
+    reference = th.stack(th.autograd.grad(true_objective, (mean, log_std)))
+    return grad, reference
+
+
+@pytest.mark.parametrize("c", [0.5, 2.0, 1e6])
+def test_continuous_bias_correction_is_unbiased(c: float) -> None:
+    """Section 5.1: min(c, rho(a_t)) with the sampled-action correction [1 - c / rho(a')]_+ has the expectation of
+    the untruncated estimator, i.e. the policy gradient ∇_φ E_π[Q]; 1-D quadrature, no sampling."""
+    grad, reference = _continuous_expected_gradients(c)
+    assert float(reference.abs().min()) > 0.05  # both components non-trivial
+    th.testing.assert_close(grad, reference, rtol=1e-6, atol=1e-8)
+
+
+def test_continuous_truncation_without_correction_is_biased() -> None:
+    grad, reference = _continuous_expected_gradients(0.5, with_correction=False)
+    assert float((grad - reference).abs().max()) > 1e-2
+
+
 # -- trust region ------------------------------------------------------------------------------------------------
 
 
@@ -149,6 +307,46 @@ def test_projection_zero_k_and_bad_shapes() -> None:
     assert th.equal(z, g) and th.equal(scale, th.zeros(3))
     with pytest.raises(ValueError, match="must be \\[N, D\\]"):
         trust_region_projection(g, th.ones(3, 3), delta=1.0)
+
+
+def _kl_by_quadrature(mean_p: float, std_p: float, mean_q: float, std_q: float) -> float:
+    """∫ p log(p / q) for two 1-D Gaussians, trapezoid on a fine grid."""
+    a = np.linspace(min(mean_p, mean_q) - 12 * max(std_p, std_q), max(mean_p, mean_q) + 12 * max(std_p, std_q), 200_001)
+    log_p = -0.5 * ((a - mean_p) / std_p) ** 2 - np.log(std_p) - 0.5 * np.log(2 * np.pi)
+    log_q = -0.5 * ((a - mean_q) / std_q) ** 2 - np.log(std_q) - 0.5 * np.log(2 * np.pi)
+    return float(np.trapezoid(np.exp(log_p) * (log_p - log_q), a))
+
+
+def test_gaussian_trust_region_statistics() -> None:
+    """Box trust region (Section 3.3) on φ = (mean, log std) per dimension: the KL(f(·|φ_avg) ‖ f(·|φ)) against
+    quadrature, k = ∇_φ KL against central finite differences of that quadrature, and the projected z* keeps the
+    linearised KL increase kᵀz* within δ."""
+    # two states, d = 2: φ = (m_0, m_1, s_0, s_1)
+    phi_average = th.tensor([[0.3, -1.0, math.log(0.8), math.log(1.5)], [0.0, 0.5, math.log(0.3), 0.0]], dtype=th.float64)
+    phi = th.tensor([[0.1, -0.4, math.log(1.1), math.log(0.9)], [0.4, 0.5, math.log(0.5), math.log(2.0)]], dtype=th.float64)
+    kl, k = kl_gradient(phi_average, phi, discrete=False)
+
+    def kl_quad(p_avg: np.ndarray, p: np.ndarray) -> float:
+        return sum(
+            _kl_by_quadrature(p_avg[i], np.exp(p_avg[2 + i]), p[i], np.exp(p[2 + i])) for i in range(2)
+        )  # diagonal Gaussian: a sum over dimensions
+
+    eps = 1e-4
+    for m in range(2):
+        p_avg, p = phi_average[m].numpy(), phi[m].numpy()
+        assert float(kl[m]) == pytest.approx(kl_quad(p_avg, p), abs=1e-8)
+        assert float(kl_divergence(phi_average[m : m + 1], phi[m : m + 1], discrete=False)) == pytest.approx(float(kl[m]))
+        for j in range(4):
+            step = np.eye(4)[j] * eps
+            finite_difference = (kl_quad(p_avg, p + step) - kl_quad(p_avg, p - step)) / (2 * eps)
+            assert float(k[m, j]) == pytest.approx(finite_difference, abs=1e-6)
+    g = th.tensor([[-1.0, 2.0, 1.0, -1.0], [-0.1, 0.0, 0.2, 0.1]], dtype=th.float64)
+    delta = 0.1
+    z, scale = trust_region_projection(g, k, delta)
+    k_dot_g = (k * g).sum(1)
+    assert float(k_dot_g[0]) > delta and float(scale[0]) > 0  # active: projected onto kᵀz = δ
+    assert float((k[0] * z[0]).sum()) == pytest.approx(delta)
+    assert float(k_dot_g[1]) <= delta and th.equal(z[1], g[1])  # inactive: unchanged
 
 
 # -- segment replay ------------------------------------------------------------------------------------------------

@@ -2,7 +2,14 @@
 
 from sb3_natgrad.acer.acer import ACER
 from sb3_natgrad.acer.buffer import ACERReplayBuffer, ACERSegments
-from sb3_natgrad.acer.functional import retrace_targets, truncated_is_gain, trust_region_projection
+from sb3_natgrad.acer.functional import (
+    continuous_retrace_targets,
+    continuous_truncated_is_gain,
+    retrace_targets,
+    trace_coefficients,
+    truncated_is_gain,
+    trust_region_projection,
+)
 from sb3_natgrad.acer.policies import (
     ACERCnnPolicy,
     ACERMultiInputPolicy,
@@ -22,7 +29,10 @@ __all__ = [
     "CnnPolicy",
     "MlpPolicy",
     "MultiInputPolicy",
+    "continuous_retrace_targets",
+    "continuous_truncated_is_gain",
     "retrace_targets",
+    "trace_coefficients",
     "truncated_is_gain",
     "trust_region_projection",
 ]

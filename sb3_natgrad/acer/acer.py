@@ -38,14 +38,21 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_natgrad.acer.buffer import ACERReplayBuffer, ACERSegments
-from sb3_natgrad.acer.functional import retrace_targets, truncated_is_gain, trust_region_projection
+from sb3_natgrad.acer.functional import (
+    continuous_retrace_targets,
+    continuous_truncated_is_gain,
+    retrace_targets,
+    trace_coefficients,
+    truncated_is_gain,
+    trust_region_projection,
+)
 from sb3_natgrad.acer.policies import (
     ACERPolicy,
     CnnPolicy,
     MlpPolicy,
     MultiInputPolicy,
     entropy,
-    kl_divergence,
+    kl_gradient,
     log_prob,
     sample,
     stats_dim,
@@ -243,7 +250,7 @@ class ACER(OnPolicyAlgorithm):
             q_taken = q_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [T, B]
             rho_all = phi[:-1].detach() / mu.clamp_min(1e-8)  # rho_t(a) = π(a|x_t) / μ(a|x_t) [T, B, A]
             rho = rho_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [T, B]
-            c = self.retrace_lambda * th.clamp(rho, max=1.0)  # [T, B]
+            c = trace_coefficients(rho, self.retrace_lambda)  # λ min(1, rho_t) [T, B]
             q_ret = retrace_targets(batch.rewards, batch.dones, q_taken.detach(), value.detach(), c, self.gamma)
             advantage_all = q_all.detach() - value[:-1].detach().unsqueeze(-1)  # [T, B, A]
             gain = truncated_is_gain(
@@ -267,14 +274,20 @@ class ACER(OnPolicyAlgorithm):
             rho_sampled = th.exp(log_pi_sampled.detach() - log_prob(mu, sampled, discrete=False))  # [T, B]
             q_tilde = self.policy.sdn_q(latent[:-1], phi[:-1], th.stack([actions, sampled]))  # [2, T, B]
             q_taken, q_sampled = q_tilde[0], q_tilde[1]  # Q̃(x_t, a_t), Q̃(x_t, a'_t) [T, B]
-            c = self.retrace_lambda * th.clamp(rho.pow(1.0 / action_dim), max=1.0)  # [T, B]
-            q_ret = retrace_targets(batch.rewards, batch.dones, q_taken.detach(), value.detach(), c, self.gamma)
-            q_opc = retrace_targets(batch.rewards, batch.dones, q_taken.detach(), value.detach(), th.ones_like(c), self.gamma)
+            # Q^ret with c = λ min(1, rho^{1/d}); Q^opc with c = 1 [T, B]
+            q_ret, q_opc = continuous_retrace_targets(
+                batch.rewards, batch.dones, q_taken.detach(), value.detach(), rho, action_dim, self.gamma, self.retrace_lambda
+            )
             v_now = value[:-1]  # [T, B]
-            truncated = th.clamp(rho, max=self.correction_term) * (q_opc - v_now.detach()) * log_pi
-            correction_weight = th.relu(1.0 - self.correction_term / rho_sampled.clamp_min(1e-12))
-            correction = correction_weight * (q_sampled.detach() - v_now.detach()) * log_pi_sampled
-            gain = (truncated + correction).reshape(n_samples)  # [T B]
+            gain = continuous_truncated_is_gain(
+                log_pi.reshape(n_samples),
+                log_pi_sampled.reshape(n_samples),
+                rho.reshape(n_samples),
+                rho_sampled.reshape(n_samples),
+                (q_opc - v_now.detach()).reshape(n_samples),
+                (q_sampled.detach() - v_now.detach()).reshape(n_samples),
+                self.correction_term,
+            )  # [T B]
             v_target = th.clamp(rho, max=1.0) * (q_ret - q_taken.detach()) + v_now.detach()  # [T, B]
             critic_loss = 0.5 * (q_ret - q_taken).pow(2).mean() + 0.5 * (v_target - v_now).pow(2).mean()
 
@@ -292,9 +305,7 @@ class ACER(OnPolicyAlgorithm):
             g = th.autograd.grad(objective, phi_flat, retain_graph=True)[0][:n_samples]  # ĝ [T B, K]
             with th.no_grad():
                 _, phi_average = self.policy.statistics(_flatten_time(batch.observations, n_steps), average=True)
-            phi_point = phi_flat[:n_samples].detach().requires_grad_(True)
-            kl = kl_divergence(phi_average, phi_point, discrete)  # [T B]
-            k = th.autograd.grad(kl.sum(), phi_point)[0]  # [T B, K]
+            kl, k = kl_gradient(phi_average, phi_flat[:n_samples], discrete)  # [T B], [T B, K]
             z, scale = trust_region_projection(g, k, self.delta)
             # ∇_θ of Σ φ · (-z*) / N is -(1/N) Σ z*ᵀ ∂φ/∂θ: backprop z* through the network
             policy_loss = -(phi_flat[:n_samples] * z.detach()).sum() / n_samples

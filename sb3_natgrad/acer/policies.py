@@ -103,6 +103,22 @@ def kl_divergence(phi_p: th.Tensor, phi_q: th.Tensor, discrete: bool) -> th.Tens
     return 0.5 * (var_ratio + mahalanobis - 1.0 - 2 * (log_std_p - log_std_q)).sum(dim=-1)
 
 
+def kl_gradient(phi_average: th.Tensor, phi: th.Tensor, discrete: bool) -> tuple[th.Tensor, th.Tensor]:
+    """The trust region's k = ∇_φ D_KL[f(·|φ_{θ_a}(x)) ‖ f(·|φ)] at φ = φ_θ(x), per state (Wang et al. 2017,
+    Section 3.3), by autograd of :func:`kl_divergence`. For a Gaussian with φ = (mean m, log std s) against the
+    average network's (m_a, s_a) it is ((m - m_a) / var, 1 - var_a / var - (m - m_a)² / var) per dimension, var = exp(2 s).
+
+    :param phi_average: φ_{θ_a}(x) ``[M, K]`` (a constant).
+    :param phi: φ_θ(x) ``[M, K]`` (k is taken at its value; its graph is not used).
+    :return: the KL ``[M]`` and k ``[M, K]``.
+    """
+    phi_point = phi.detach().requires_grad_(True)
+    with th.enable_grad():
+        kl = kl_divergence(phi_average.detach(), phi_point, discrete)  # [M]
+        (k,) = th.autograd.grad(kl.sum(), phi_point)  # [M, K]
+    return kl.detach(), k
+
+
 def sample(phi: th.Tensor, discrete: bool, deterministic: bool = False, n: int | None = None) -> th.Tensor:
     """Actions from f(·|φ): ``[M]`` / ``[M, d]``, or ``[n, M]`` / ``[n, M, d]`` with ``n``; no gradient."""
     with th.no_grad():
@@ -219,12 +235,19 @@ class ACERPolicy(BasePolicy):
             return (phi * self.q_net(latent)).sum(dim=-1)
         return self.value_net(latent).squeeze(-1)
 
-    def sdn_q(self, latent: th.Tensor, phi: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """Box: Q̃(x, a) = V(x) + A(x, a) - (1/n) Σ_i A(x, u_i), u_i ~ π(·|x) (Section 5.1) for actions
-        ``[M, d]`` or ``[J, M, d]``; returns ``[M]`` or ``[J, M]``."""
-        n = self.n_sdn_samples
-        u = sample(phi.detach(), discrete=False, n=n)  # [n, M, d]
-        latent_n = latent.expand(n, *latent.shape)  # [n, M, latent]
+    def sdn_q(self, latent: th.Tensor, phi: th.Tensor, actions: th.Tensor, u: th.Tensor | None = None) -> th.Tensor:
+        """Box: the stochastic dueling network's Q̃(x, a) = V(x) + A(x, a) - (1/n) Σ_i A(x, u_i), u_i ~ π(·|x)
+        (Wang et al. 2017, Section 5.1).
+
+        :param latent: trunk features of x ``[M, latent]``.
+        :param phi: π's statistics φ(x) ``[M, 2d]`` (the u_i are drawn from it, without gradient).
+        :param actions: a ``[M, d]`` or ``[J, M, d]`` (J actions per state share the same u_i).
+        :param u: the samples u_i ``[n, M, d]``; None draws ``n_sdn_samples`` of them from π.
+        :return: Q̃ ``[M]`` or ``[J, M]``.
+        """
+        if u is None:
+            u = sample(phi.detach(), discrete=False, n=self.n_sdn_samples)  # [n, M, d]
+        latent_n = latent.expand(u.shape[0], *latent.shape)  # [n, M, latent]
         mean_advantage = self.advantage_net(th.cat([latent_n, u], dim=-1)).squeeze(-1).mean(dim=0)  # [M]
         latent_a = latent.expand(*actions.shape[:-1], latent.shape[-1])
         advantage = self.advantage_net(th.cat([latent_a, actions], dim=-1)).squeeze(-1)  # [M] or [J, M]
