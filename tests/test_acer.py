@@ -533,6 +533,27 @@ def test_replay_updates_happen(env_id: str, trust_region: bool) -> None:
     assert np.isfinite(values["train/loss"])
 
 
+def test_replay_count_is_poisson() -> None:
+    """Algorithm 1: n ~ Poisson(r) off-policy updates per iteration (mean and variance r, P(n = 0) = e^-r), none
+    before ``replay_start`` transitions are stored; the update itself is stubbed out to count cheaply."""
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = ACER("MlpPolicy", env, n_steps=4, buffer_size=80, replay_ratio=2.5, replay_start=16, seed=0)
+    model.learn(8)  # one segment of 8 transitions: below replay_start
+    model._update = lambda batch: {"loss": 0.0}  # type: ignore[method-assign]
+    model.train()
+    assert model.logger.name_to_value["train/n_replay_updates"] == 0
+    model.learn(8, reset_num_timesteps=False)  # 16 transitions stored
+    np.random.seed(0)
+    counts = []
+    for _ in range(1500):
+        model.train()
+        counts.append(model.logger.name_to_value["train/n_replay_updates"])
+    counts_array = np.array(counts)
+    assert abs(counts_array.mean() - 2.5) < 0.2  # 5 standard errors
+    assert abs(counts_array.var() - 2.5) < 0.5
+    assert abs((counts_array == 0).mean() - math.exp(-2.5)) < 0.035
+
+
 def test_average_network_follows_polyak() -> None:
     model = ACER("MlpPolicy", IdentityEnv(3), n_steps=4, alpha=0.9, seed=0)
     average_before = [p.clone() for p in model.policy.average_actor.parameters()]
