@@ -559,7 +559,7 @@ PPG = Suite(
 # ppg_atari: PPG against PPO on Pong with rl-zoo3's `atari` PPO entry (zoo Atari wrappers, 4 stacked frames, CnnPolicy,
 # 8 envs x 128 steps, minibatch 256, 4 epochs): hyperparams/ppg.yml has no Atari entry, so PPG reads the same entry
 # with the zoo's n_epochs as E_pi = E_V and the paper's Procgen values for its own keys (N_pi 32, E_aux 6,
-# beta_clone 1); its auxiliary buffer holds 32 x 1024 frames stacks, 0.9 GiB of uint8. The documented longer run of
+# beta_clone 1); its auxiliary buffer holds 32 x 1024 frame stacks, 0.9 GiB of uint8. The documented longer run of
 # issue 20: hours per run on a CPU; runs checkpoint at every curve point and resume across sessions, seed by seed.
 # --------------------------------------------------------------------------------------------------
 #: PPG's keys on top of the zoo's PPO `atari` entry.
@@ -661,8 +661,8 @@ ACER = Suite(
 # CnnPolicy, 16 envs x 5 steps, ent_coef 0.01), the same n_envs and n_steps for both (issue 21). acer.yml has no
 # Atari entry: ACER reads A2C's without vf_coef (ACER's critic weight is q_coef) and policy_kwargs (A2C's RMSprop
 # settings; ACER's policy builds RMSprop alpha 0.99, eps 1e-5 itself), with baselines' ACER replay (50,000
-# transitions, 1.4 GB of uint8 frame stacks, replay ratio 4, replay from 10,000). The documented longer run: hours per
-# run on a CPU; runs checkpoint at every curve point and resume across sessions, seed by seed.
+# transitions: 625 segments of 6 x 16 uint8 frame stacks, 1.6 GiB; replay ratio 4, replay from 10,000). The documented
+# longer run: hours per run on a CPU; runs checkpoint at every curve point and resume across sessions, seed by seed.
 # --------------------------------------------------------------------------------------------------
 ACER_ATARI = Suite(
     name="acer_atari",
