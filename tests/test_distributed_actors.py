@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from sb3_contrib import TQC as ContribTQC
 from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
@@ -24,8 +25,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from sb3_natgrad.common.actors import Chunk, RolloutWorker, chunk_row
 from sb3_natgrad.d4pg import D4PG
+from sb3_natgrad.tqc import TQC
 
-TINY = {"batch_size": 16, "buffer_size": 5_000, "policy_kwargs": {"net_arch": [16, 16]}, "learning_starts": 50}
+
+def tiny(**kwargs: Any) -> dict[str, Any]:
+    """Small settings (a fresh dict each time: SB3 writes into ``policy_kwargs``), updated with ``kwargs``."""
+    return {"batch_size": 16, "buffer_size": 5_000, "policy_kwargs": {"net_arch": [16, 16]}, "learning_starts": 50, **kwargs}
 
 
 def short_pendulum(max_episode_steps: int = 50) -> gym.Env:
@@ -42,16 +47,27 @@ class InProcessD4PG(D4PG):
         return OffPolicyAlgorithm.learn(self, *args, **kwargs)
 
 
-def test_no_actors_is_the_in_process_loop_bit_for_bit() -> None:
+class InProcessTQC(TQC):
+    """TQC with SB3's ``collect_rollouts`` and contrib's ``learn``, bypassing the actors' wiring entirely."""
+
+    collect_rollouts = OffPolicyAlgorithm.collect_rollouts  # type: ignore[assignment]
+
+    def learn(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return ContribTQC.learn(self, *args, **kwargs)
+
+
+@pytest.mark.parametrize(("cls", "plain"), [(D4PG, InProcessD4PG), (TQC, InProcessTQC)])
+def test_no_actors_is_the_in_process_loop_bit_for_bit(cls: type, plain: type) -> None:
     models = []
-    for cls in (D4PG, InProcessD4PG):
-        model = cls(
+    for algorithm in (cls, plain):
+        model = algorithm(
             "MlpPolicy",
             "Pendulum-v1",
             seed=4,
             prioritized_replay=True,
+            n_steps=3,
             action_noise=NormalActionNoise(np.zeros(1), 0.3 * np.ones(1)),
-            **TINY,
+            **tiny(),
         )
         model.learn(120)
         models.append(model)
@@ -62,16 +78,16 @@ def test_no_actors_is_the_in_process_loop_bit_for_bit() -> None:
     for name in ("observations", "actions", "rewards", "next_observations", "dones", "timeouts"):
         assert np.array_equal(getattr(ours.replay_buffer, name), getattr(sb3.replay_buffer, name)), name
     leaves = np.arange(ours.replay_buffer.buffer_size)
-    priorities = [model.replay_buffer.tree[leaves] for model in models]  # type: ignore[union-attr]
-    assert np.array_equal(*priorities) and ours.replay_buffer.max_priority == sb3.replay_buffer.max_priority  # type: ignore[union-attr]
+    priorities = [model.replay_buffer.tree[leaves] for model in models]
+    assert np.array_equal(*priorities) and ours.replay_buffer.max_priority == sb3.replay_buffer.max_priority
 
 
 # ---------------------------------------------------------------------------------------------------- errors
 def test_without_ray_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(ImportError, match=r'pip install "sb3_natgrad\[distributed\]"'):
-        D4PG("MlpPolicy", "Pendulum-v1", n_actors=2, **TINY)
-    D4PG("MlpPolicy", "Pendulum-v1", n_actors=0, **TINY)  # the default needs no Ray
+        D4PG("MlpPolicy", "Pendulum-v1", n_actors=2, **tiny())
+    D4PG("MlpPolicy", "Pendulum-v1", n_actors=0, **tiny())  # the default needs no Ray
 
 
 @pytest.mark.parametrize(
@@ -90,7 +106,7 @@ def test_without_ray_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPa
 )
 def test_bad_options_name_the_value(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        D4PG("MlpPolicy", "Pendulum-v1", **kwargs, **TINY)
+        D4PG("MlpPolicy", "Pendulum-v1", **kwargs, **tiny())
 
 
 class _Unrecreatable(gym.Wrapper):
@@ -113,7 +129,15 @@ class _Unrecreatable(gym.Wrapper):
 def test_what_the_actors_cannot_do_is_refused_at_construction(make_env: Any, kwargs: dict[str, Any], match: str) -> None:
     pytest.importorskip("ray")
     with pytest.raises(ValueError, match=match):
-        D4PG("MlpPolicy", make_env(), n_actors=1, **{**TINY, **kwargs})
+        D4PG("MlpPolicy", make_env(), n_actors=1, **tiny(**kwargs))
+
+
+def test_tqc_refuses_sde_with_actors() -> None:
+    pytest.importorskip("ray")
+    with pytest.raises(ValueError, match=r"TQC: n_actors > 0 does not support use_sde=True"):
+        TQC("MlpPolicy", "Pendulum-v1", n_actors=1, use_sde=True, **tiny())
+    with pytest.raises(ValueError, match=r"TQC: n_actors must be an integer >= 0, got -2"):
+        TQC("MlpPolicy", "Pendulum-v1", n_actors=-2, **tiny())
 
 
 # ---------------------------------------------------------------------------------------------------- the actor
@@ -137,7 +161,7 @@ def pendulum_reward(observation: np.ndarray, scaled_action: np.ndarray) -> np.nd
 
 
 def test_worker_chunks_follow_the_environment() -> None:
-    model = D4PG("MlpPolicy", "Pendulum-v1", seed=0, **TINY)
+    model = D4PG("MlpPolicy", "Pendulum-v1", seed=0, **tiny())
     weights = {key: value.numpy() for key, value in model.policy.actor.state_dict().items()}
     worker = make_worker(model)
     first = worker.collect(rows=10, uniform_rows=4, weights=[weights], version=0, incarnation=0)
@@ -162,7 +186,7 @@ def test_worker_chunks_follow_the_environment() -> None:
 
 
 def test_worker_seeds_from_seed_index_and_incarnation() -> None:
-    model = D4PG("MlpPolicy", "Pendulum-v1", seed=0, **TINY)
+    model = D4PG("MlpPolicy", "Pendulum-v1", seed=0, **tiny())
     weights = [{key: value.numpy() for key, value in model.policy.actor.state_dict().items()}]
     noise = NormalActionNoise(np.zeros(1), 0.5 * np.ones(1))
 
@@ -285,7 +309,7 @@ def test_killed_actor_is_restarted_and_every_sent_transition_is_stored(ray_local
         actor_kwargs={"chunk_size": 20, "env_fn": short_pendulum},
         prioritized_replay=True,
         seed=0,
-        **TINY,
+        **tiny(),
     )
     callback = KillActorZero(ray_local, at=200)
     model.learn(total, callback=callback)
@@ -332,7 +356,7 @@ def test_hung_actor_is_restarted_after_the_timeout(ray_local: Any, tmp_path: Pat
         n_actors=1,
         actor_kwargs={"chunk_size": 10, "timeout": 4.0, "env_fn": functools.partial(HangOnce, str(marker))},
         seed=0,
-        **TINY,
+        **tiny(),
     )
     model.learn(100)
     (stats,) = model.actor_stats
@@ -354,9 +378,9 @@ class Stop(BaseCallback):
         return True
 
 
-@pytest.mark.parametrize("how", ["callback", "interrupt"])
-def test_actors_are_shut_down_when_learning_stops(ray_local: Any, how: str) -> None:
-    model = D4PG("MlpPolicy", "Pendulum-v1", n_actors=1, actor_kwargs={"chunk_size": 10}, seed=0, **TINY)
+@pytest.mark.parametrize(("cls", "how"), [(TQC, "callback"), (D4PG, "interrupt")])
+def test_actors_are_shut_down_when_learning_stops(ray_local: Any, cls: type, how: str) -> None:
+    model = cls("MlpPolicy", "Pendulum-v1", n_actors=1, actor_kwargs={"chunk_size": 10}, seed=0, **tiny())
     callback = Stop(how)
     if how == "interrupt":
         with pytest.raises(KeyboardInterrupt):
@@ -364,4 +388,8 @@ def test_actors_are_shut_down_when_learning_stops(ray_local: Any, how: str) -> N
     else:
         model.learn(1_000, callback=callback)
     assert model.num_timesteps == 30 and model._actor_pool is None
+    assert model.replay_buffer.size() == 29  # the step on which the callback stopped is not stored, as in SB3
+    (stats,) = model.actor_stats
+    # Chunks still in flight when learning stopped were sent, not received: they are dropped.
+    assert stats.stored == 29 and stats.received >= 30 and stats.sent is not None and stats.sent >= stats.received
     assert actor_is_dead(ray_local, callback.handles[0])

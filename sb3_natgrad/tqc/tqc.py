@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from gymnasium import spaces
@@ -14,9 +14,10 @@ from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import polyak_update
 
+from sb3_natgrad.common.actors import ACTOR_EXCLUDED_SAVE_PARAMS, DistributedActorsMixin
 from sb3_natgrad.common.off_policy import (
     AnySamples,
     anneal_per_beta,
@@ -32,8 +33,10 @@ from sb3_natgrad.tqc.quantile import quantile_huber_elementwise, sampled_quantil
 
 CRITIC_OPTIMIZERS = ("adam", "kfac")
 
+SelfTQC = TypeVar("SelfTQC", bound="TQC")
 
-class TQC(ContribTQC):
+
+class TQC(DistributedActorsMixin, ContribTQC):
     """
     Truncated Quantile Critics (TQC): sb3-contrib's ``TQC``, every argument with the same default and meaning, plus
     prioritized replay, n-step returns for ``Box`` and ``Dict`` observations, and a natural-gradient (K-FAC) critic.
@@ -58,6 +61,8 @@ class TQC(ContribTQC):
       output, which equals the Gauss-Newton curvature of the quantile regression (the reasoning is in
       :func:`~sb3_natgrad.tqc.quantile.sampled_quantile_fisher_loss`). The actor and the entropy coefficient keep
       Adam and ``learning_rate``; the K-FAC step size is ``critic_kfac_lr`` (``eta_max``), constant.
+    - ``n_actors > 0``: the transitions come from that many Ray actors, each stepping its own copy of the environment
+      with a copy of the actor network (:mod:`sb3_natgrad.common.actors`, the "Distributed actors" guide).
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str); Box actions only
@@ -97,6 +102,14 @@ class TQC(ContribTQC):
     :param critic_kfac_momentum: K-FAC's momentum
     :param critic_kfac_stat_decay: decay of K-FAC's running averages of the Kronecker factors
     :param critic_kfac_inverse_interval: K-FAC recomputes the damped inverses every this many steps
+    :param n_actors: Ray actors that step the environment (0: SB3's in-process loop; needs
+        ``pip install "sb3_natgrad[distributed]"``; not with ``use_sde``)
+    :param actor_sync_interval: the actors' copy of the actor network is refreshed after every this many gradient
+        updates
+    :param ray_address: a Ray cluster's address (e.g. ``"HEAD_IP:6379"``); None: the Ray instance of this process,
+        else a new local one
+    :param actor_kwargs: rarer actor options (``chunk_size``, ``timeout``, ``start_timeout``, ``max_restarts``,
+        ``num_cpus``, ``env_fn``): see :class:`sb3_natgrad.common.actors.ActorOptions`
     :param stats_window_size: Window size for the rollout logging (episodes)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation (``n_quantiles``,
@@ -149,6 +162,10 @@ class TQC(ContribTQC):
         critic_kfac_momentum: float = 0.9,
         critic_kfac_stat_decay: float = 0.95,
         critic_kfac_inverse_interval: int = 10,
+        n_actors: int = 0,
+        actor_sync_interval: int = 100,
+        ray_address: str | None = None,
+        actor_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -243,6 +260,7 @@ class TQC(ContribTQC):
         self.critic_kfac_momentum = critic_kfac_momentum
         self.critic_kfac_stat_decay = critic_kfac_stat_decay
         self.critic_kfac_inverse_interval = critic_kfac_inverse_interval
+        self._init_actors(n_actors, actor_sync_interval, ray_address, actor_kwargs)
 
         if _init_setup_model:
             self._setup_model()
@@ -268,6 +286,27 @@ class TQC(ContribTQC):
                 stat_decay=self.critic_kfac_stat_decay,
                 inverse_interval=self.critic_kfac_inverse_interval,
             )
+
+    def learn(
+        self: SelfTQC,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "TQC",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfTQC:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), *ACTOR_EXCLUDED_SAVE_PARAMS]
 
     # ------------------------------------------------------------------ CRITIC
     def _critic_forward(self, data: AnySamples) -> th.Tensor:
