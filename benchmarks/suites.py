@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks.spec import Algo, Budget, Entry, Suite
+from benchmarks.zoo import load_zoo_entry
 
 #: Budgets of the MuJoCo speed and paper-set-up suites: the trpo suite's 1M-step evaluation (the `full` profiles
 #: of trpo_speed and acktr_speed train like trpo and acktr_paper, so their returns are comparable).
@@ -306,6 +307,98 @@ ACKTR_SPEED = _mujoco_pair_suite(
     "acktr_speed",
     "train() time of sb3_natgrad ACKTR vs SB3 A2C at the paper's MuJoCo batch (4 x 640 samples, 64x64).",
     _acktr_speed_algos,
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# acktr_broad: ACKTR as a new user gets it (class defaults, i.e. hyperparams/acktr.yml's `default` entry; not the
+# per-env entries) against SB3 A2C with rl-zoo3's tuned entry, on ten environments nobody tuned ACKTR's defaults for.
+# Matched: n_envs, n_steps and VecNormalize (A2C's); the network is both classes' default (separate 64x64 tanh MLPs).
+# A2C's zoo entries also tune exploration (gSDE, log_std_init) and discount: those stay A2C's own. The rows are labelled
+# by options, not by values: "ACKTR" runs whatever the class defaults are (config_hash does not see them), so after a
+# change of defaults its old lines must be deleted by hand. Budgets: what two shared cores finish (classic control
+# 200k-300k, Box2D and MuJoCo 300k-500k), below the zoo's 1M-5M for the long tasks.
+# --------------------------------------------------------------------------------------------------
+#: ``(env_id, zoo_keys, full budget)`` of the broad suite: discrete (CartPole, Acrobot, MountainCar, LunarLander) and
+#: continuous (Pendulum, MountainCarContinuous, LunarLanderContinuous, BipedalWalker, HalfCheetah, Hopper).
+ACKTR_BROAD_ENVS: tuple[tuple[str, tuple[str, ...], int], ...] = (
+    ("CartPole-v1", (), 200_000),
+    ("Acrobot-v1", (), 200_000),
+    ("MountainCar-v0", (), 300_000),
+    ("LunarLander-v3", (), 300_000),
+    ("Pendulum-v1", (), 300_000),
+    ("MountainCarContinuous-v0", (), 100_000),
+    ("LunarLanderContinuous-v3", (), 500_000),
+    ("BipedalWalker-v3", (), 500_000),
+    ("HalfCheetah-v5", ("HalfCheetah-v4",), 500_000),
+    ("Hopper-v5", ("Hopper-v4",), 500_000),
+)
+#: ACKTR variants of the broad suite: the paper code's damping.
+ACKTR_BROAD_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (("ACKTR damping_mode=eigen", {"damping_mode": "eigen"}),)
+
+
+def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int) -> Entry:
+    """One env of ``acktr_broad``: zoo-tuned A2C against ACKTR's class defaults at A2C's batch and VecNormalize."""
+    # VecNormalize is not a constructor argument (share_with_reference cannot fall back to a default): read A2C's entry
+    normalize = load_zoo_entry("rl_zoo3:a2c", env_id, zoo_keys)[0].get("normalize", False)
+
+    def acktr(label: str, extra: dict[str, Any]) -> Algo:
+        kwargs = {"normalize": normalize, **extra}
+        return Algo(label, "sb3_natgrad:ACKTR", kwargs=kwargs, share_with_reference=("n_envs", "n_steps"))
+
+    return Entry(
+        env_id,
+        reference=Algo("A2C (zoo)", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=zoo_keys),
+        candidates=[acktr("ACKTR", {}), *(acktr(label, extra) for label, extra in ACKTR_BROAD_VARIANTS)],
+        quick=Budget(10_000, seeds=1, eval_freq=5_000, n_eval_episodes=2, n_final_episodes=3),
+        full=Budget(full_steps, seeds=3, eval_freq=full_steps // 10, n_eval_episodes=5, n_final_episodes=10),
+    )
+
+
+ACKTR_BROAD = Suite(
+    name="acktr_broad",
+    description="sb3_natgrad ACKTR's class defaults against zoo-tuned SB3 A2C at A2C's n_envs, n_steps and VecNormalize.",
+    entries=[_acktr_broad_entry(*row) for row in ACKTR_BROAD_ENVS],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# acktr_default_speed: train() of ACKTR at its class defaults against A2C's at 8 envs x 128 steps (1024 samples per
+# update), 64x64 networks, Pendulum-v1 (issue 22: the defaults must cost <= 1.25x A2C's update at >= 1,000 samples).
+# Both classes' defaults otherwise; the variants are the settings the defaults were chosen from. Meant for `speed`.
+# --------------------------------------------------------------------------------------------------
+#: The statistics settings of ACKTR's class defaults before issue 22: factors on the whole rollout at every update.
+ACKTR_EVERY_UPDATE_STATS = {
+    "stats_interval": 1,
+    "stat_decay": 0.99,
+    "stats_replay": False,
+    "stats_batch_size": None,
+    "inverse_interval": 10,
+}
+#: Statistics every 4th update on 256 samples drawn from the 4 rollouts since the last recording.
+ACKTR_REPLAYED_STATS_4_256 = {**ACKTR_REPLAYED_STATS, "stats_interval": 4, "stat_decay": 0.96, "stats_batch_size": 256}
+ACKTR_DEFAULT_SPEED = Suite(
+    name="acktr_default_speed",
+    description="train() time of sb3_natgrad ACKTR's class defaults vs SB3 A2C's, 8 envs x 128 steps, 64x64, Pendulum-v1.",
+    entries=[
+        Entry(
+            "Pendulum-v1",
+            reference=Algo(
+                "A2C 8x128",
+                "stable_baselines3:A2C",
+                kwargs={"n_envs": 8, "n_steps": 128, "policy_kwargs": "dict(net_arch=dict(pi=[64, 64], vf=[64, 64]))"},
+            ),
+            candidates=[
+                Algo("ACKTR", "sb3_natgrad:ACKTR"),
+                Algo("ACKTR damping_mode=eigen", "sb3_natgrad:ACKTR", kwargs={"damping_mode": "eigen"}),
+                Algo("ACKTR statistics every update", "sb3_natgrad:ACKTR", kwargs=ACKTR_EVERY_UPDATE_STATS),
+                Algo("ACKTR replay/6 (128)", "sb3_natgrad:ACKTR", kwargs=ACKTR_REPLAYED_STATS_128),
+                Algo("ACKTR replay/4 (256)", "sb3_natgrad:ACKTR", kwargs=ACKTR_REPLAYED_STATS_4_256),
+            ],
+            quick=Budget(20_000, seeds=1, n_eval_episodes=3, n_final_episodes=5),
+            full=Budget(300_000, seeds=3, eval_freq=30_000, n_eval_episodes=5, n_final_episodes=10),
+        ),
+    ],
 )
 
 
@@ -727,5 +820,6 @@ SUITES: dict[str, Suite] = {
     for suite in (
         *(SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED, D4PG, D4PG_SPEED, D4PG_PER_SPEED),
         *(TQC, TQC_SPEED, PPG, PPG_ATARI_SUITE, ACER, ACER_ATARI, ACER_SPEED),
+        *(ACKTR_BROAD, ACKTR_DEFAULT_SPEED),
     )
 }

@@ -587,3 +587,22 @@ def test_target_kl_keeps_eta_max_within_bounds() -> None:
     model.learn(24)  # three updates, each KL far below target: 0.9 * 1.5 is clamped to 1
     assert model._scaled_eta(model.eta_scale) == pytest.approx(1.0)
     assert model.eta_scale == pytest.approx(1 / 0.9)
+
+
+def test_default_statistics_are_amortised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At the class defaults (issue 22: the cost at rollouts of >= 1,000 samples) the factors are recorded at every 4th
+    update only, on 256 samples drawn from the rollouts since the last recording, and inverted every 12th update."""
+    recordings: list[tuple[int, int | None]] = []
+    fold = KFAC._fold
+
+    def spy(self: KFAC, batch_size: int | None) -> None:
+        recordings.append((self.steps, self.layers[0]._a_sum is not None and self.layers[0].batch_size))
+        fold(self, batch_size)
+
+    monkeypatch.setattr(KFAC, "_fold", spy)
+    model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=80, seed=0)  # 80-sample rollouts; the pool of 4 at update 4: 320
+    model.learn(80 * 5)
+    actor, critic = model.optimizers
+    assert (actor.stats_interval, actor.inverse_interval, model.stats_replay) == (4, 12, True)
+    assert actor.param_groups[0]["stat_decay"] == critic.param_groups[0]["stat_decay"] == 0.96
+    assert recordings == [(0, 80), (0, 80), (4, 256), (4, 256)]  # actor and critic at updates 0 (the rollout) and 4

@@ -80,7 +80,8 @@ def test_recording_sees_every_rollout_since_the_last(kfac_mode: str) -> None:
 def test_without_replay_the_recording_sees_its_own_rollout_only() -> None:
     """The counterpart with stats_replay off: the second recording is rollout 3's alone (the test above can fail)."""
     keep = _KeepRollouts()
-    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, stat_decay=0.9, seed=0)
+    no_replay = dict(stats_replay=False, stats_batch_size=None)
+    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, stat_decay=0.9, seed=0, **no_replay)
     model.learn(4 * 4, callback=keep)
     r0, _, _, r3 = keep.rollouts
     first_layer = next(layer for layer in model.optimizers[0].layers if layer.name.endswith("policy_net.0"))
@@ -100,7 +101,7 @@ def test_stats_interval_one_is_unchanged() -> None:
     """Every rollout is recorded anyway: stats_replay changes nothing and keeps no window."""
     params = []
     for replay in (False, True):
-        model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=8, stats_replay=replay, seed=0)
+        model = ACKTR("MlpPolicy", "Pendulum-v1", n_steps=8, stats_interval=1, stats_replay=replay, seed=0)
         model.learn(32)
         assert model.unrecorded_rollouts is None
         params.append(th.nn.utils.parameters_to_vector(model.policy.parameters()))
@@ -231,7 +232,7 @@ def test_pooled_recording_shares_the_losses_forward_pass(kl_batch_size: int | No
 
 def test_unbounded_pool_keeps_a_forward_pass_of_its_own() -> None:
     """Without stats_batch_size the pool can be any multiple of the rollout: the losses get their own forward pass."""
-    model = ACKTR("MlpPolicy", "CartPole-v1", n_steps=4, stats_interval=3, stats_replay=True, seed=0)
+    model = ACKTR("MlpPolicy", "CartPole-v1", n_steps=4, stats_interval=3, stats_replay=True, stats_batch_size=None, seed=0)
     calls = _count_forward_passes(model)
     model.learn(4 * 4)
     assert calls == [4, 4, 4, 12, 4]  # update 0 shares its pass (the rollout alone); update 3: the pool, then losses
@@ -260,6 +261,7 @@ def test_stats_batch_says_where_the_rollout_sits() -> None:
 )
 def test_stats_batch_of_each_setting(kwargs: dict, shares: bool, size: int) -> None:
     """The batch ACKTR records on at update 3 (a recording, after rollouts 1-2 were kept) for each setting."""
+    kwargs = {"stats_replay": False, "stats_batch_size": None, **kwargs}  # the settings below, not the class defaults
     model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, seed=0, **kwargs)
     batches: list[StatsBatch] = []
     stats_batch = model._stats_batch
