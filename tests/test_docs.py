@@ -7,6 +7,8 @@
   in order (so ``enjoy`` finds what ``train`` saved), with ``-n`` (training or enjoy steps) and
   ``--n-trials`` made small. Their ``make`` and ``pip`` lines are the set-up commands; CI runs them itself
   (``.ci/run`` is ``make venv``, ``make test``, ``make docs``);
+- ``ray ...`` lines (Ray cluster commands, which would start a cluster) are checked against the installed Ray's
+  command line: the subcommand and every option they use must exist;
 - blocks in other languages (``bibtex``) and MyST directives (``{toctree}``, ``{eval-rst}``) are not code.
 
 The generated benchmark reports under ``docs/benchmarks/`` hold no code blocks to run.
@@ -104,9 +106,23 @@ def test_command_substitution() -> None:
 
 def command_lines(code: str) -> list[str]:
     lines = [line.strip() for line in code.splitlines() if line.strip() and not line.strip().startswith("#")]
-    unknown = [line for line in lines if not line.startswith(("python ", "make ", "pip "))]
+    unknown = [line for line in lines if not line.startswith(("python ", "make ", "pip ", "ray "))]
     assert not unknown, f"shell lines this test does not know how to run: {unknown}"
-    return [line for line in lines if line.startswith("python ")]
+    return [line for line in lines if line.startswith(("python ", "ray "))]
+
+
+def check_ray_command(line: str) -> None:
+    """A documented Ray cluster command (it would start a cluster): its subcommand and every option it uses exist in
+    the installed Ray's command line (``ray <subcommand> --help``)."""
+    ray = Path(sys.executable).parent / "ray"
+    if not ray.exists():
+        pytest.skip("Ray is not installed (pip install 'sb3_natgrad[distributed]')")
+    words = shlex.split(line, comments=True)
+    result = subprocess.run([str(ray), words[1], "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{line}: no such Ray subcommand\n{result.stderr[-2000:]}"
+    options = {word.split("=")[0] for word in words[2:] if word.startswith("--")}
+    unknown = sorted(option for option in options if not re.search(rf"{re.escape(option)}\b", result.stdout))
+    assert not unknown, f"{line}: options the installed Ray does not know: {unknown}"
 
 
 @pytest.mark.parametrize(
@@ -115,5 +131,8 @@ def command_lines(code: str) -> list[str]:
 def test_bash_block(code: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     for line in command_lines(code):
+        if line.startswith("ray "):
+            check_ray_command(line)
+            continue
         result = subprocess.run(small_command(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"{line}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

@@ -125,9 +125,11 @@ def truncated_is_gain(
 ) -> th.Tensor:
     """Per-sample surrogate whose gradient is ACER's truncated-IS policy gradient with bias correction (discrete).
 
-    Wang et al. 2017, Section 3.2 (and its use with Q^ret in Section 3.3):
-    ĝ = min(c, rho_t) ∇log π(a_t) (Q^ret(x_t, a_t) - V(x_t))
-        + E_{a~π} [ [(rho_t(a) - c) / rho_t(a)]_+ ∇log π(a) (Q(x_t, a) - V(x_t)) ],
+    Wang et al. 2017, Section 3.2 (and its use with Q^ret in Section 3.3)::
+
+        ĝ = min(c, rho_t) ∇log π(a_t) (Q^ret(x_t, a_t) - V(x_t))
+            + E_{a~π} [ [(rho_t(a) - c) / rho_t(a)]_+ ∇log π(a) (Q(x_t, a) - V(x_t)) ],
+
     with the expectation over actions computed exactly. The weights and advantages are constants; only
     ``log_pi`` carries the gradient, so E_{a_t~μ}[∇ gain] = E_{a_t~μ}[rho_t ∇log π(a_t) A(a_t)] when
     ``advantage_taken`` is ``advantage_all`` at a_t (the unbiasedness that tests/test_acer.py checks).
@@ -155,7 +157,7 @@ def trust_region_projection(g: th.Tensor, k: th.Tensor, delta: float) -> tuple[t
     """z* = g - max(0, (kᵀg - δ) / ‖k‖²) k, per row (Wang et al. 2017, Section 3.3).
 
     The solution of min_z ½ ‖g - z‖² s.t. kᵀz ≤ δ, where g is the ACER gradient and
-    k = ∇_φ D_KL[f(·|φ_{θ_a}(x)) ‖ f(·|φ_θ(x))] the KL gradient, both w.r.t. the statistics φ of one state.
+    ``k = ∇_φ D_KL[f(·|φ_{θ_a}(x)) ‖ f(·|φ_θ(x))]`` the KL gradient, both w.r.t. the statistics φ of one state.
 
     :param g: ĝ^acer ``[N, D]`` (ascent direction).
     :param k: KL gradient ``[N, D]``.
@@ -180,13 +182,14 @@ def continuous_truncated_is_gain(
     advantage_sampled: th.Tensor,
     correction_term: float,
 ) -> th.Tensor:
-    """Per-sample surrogate whose gradient is ACER's policy gradient for Box actions (Wang et al. 2017, Section 5.1).
+    """Per-sample surrogate whose gradient is ACER's policy gradient for Box actions (Wang et al. 2017, Section 5.1)::
 
-    ĝ = min(c, rho_t) ∇log f(a_t|φ) (Q^opc(x_t, a_t) - V(x_t))
-        + [1 - c / rho_t(a'_t)]_+ ∇log f(a'_t|φ) (Q̃(x_t, a'_t) - V(x_t)),   a'_t ~ f(·|φ_θ(x_t)),
+        ĝ = min(c, rho_t) ∇log f(a_t|φ) (Q^opc(x_t, a_t) - V(x_t))
+            + [1 - c / rho_t(a'_t)]_+ ∇log f(a'_t|φ) (Q̃(x_t, a'_t) - V(x_t)),   a'_t ~ f(·|φ_θ(x_t)),
+
     the discrete estimator (:func:`truncated_is_gain`) with the expectation over actions replaced by the one
     sample a'_t. Weights and advantages are constants; only the log-densities carry the gradient. For
-    a_t ~ μ and a'_t ~ π drawn independently, E[∇ gain] = E_{a~μ}[rho(a) ∇log f(a|φ) A(a)] when both
+    a_t ~ μ and a'_t ~ π drawn independently, ``E[∇ gain] = E_{a~μ}[rho(a) ∇log f(a|φ) A(a)]`` when both
     advantages are the same function A of the action (tests/test_acer.py checks it by quadrature).
 
     :param log_pi_taken: log f(a_t | φ_θ(x_t)) ``[N]`` (with gradient).

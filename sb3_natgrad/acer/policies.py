@@ -2,11 +2,11 @@
 
 - Discrete actions (Section 3): the policy head gives the logits of a categorical distribution, whose
   statistics φ_θ(x) are the action probabilities; the Q head gives Q_θv(x, ·) for all actions and
-  V(x) = Σ_a π(a|x) Q_θv(x, a).
+  ``V(x) = Σ_a π(a|x) Q_θv(x, a)``.
 - Box actions (Section 5, the stochastic dueling network): a diagonal Gaussian policy with a state-dependent
   mean and a state-independent log standard deviation, φ_θ(x) = (mean, log std); a value head V(x) and an
   advantage network A(x, a) on the trunk's features and the action, giving
-  Q̃(x, a) = V(x) + A(x, a) - (1/n) Σ_i A(x, u_i), u_i ~ π(·|x) (``n_sdn_samples``).
+  ``Q̃(x, a) = V(x) + A(x, a) - (1/n) Σ_i A(x, u_i)``, ``u_i ~ π(·|x)`` (``n_sdn_samples``).
 
 The average policy network θ_a of Section 3.3 is a copy of the actor (features extractor, trunk, policy head,
 log std) updated by Polyak averaging (``ACER`` calls :meth:`ACERPolicy.update_average`); it only
@@ -85,7 +85,7 @@ def log_prob(phi: th.Tensor, actions: th.Tensor, discrete: bool) -> th.Tensor:
 
 
 def entropy(phi: th.Tensor, discrete: bool) -> th.Tensor:
-    """H(f(·|φ)) ``[M]``."""
+    """``H(f(·|φ))`` ``[M]``."""
     if discrete:
         return -(phi * th.log(phi.clamp_min(PROB_EPS))).sum(dim=-1)
     _, log_std = phi.chunk(2, dim=-1)
@@ -93,7 +93,7 @@ def entropy(phi: th.Tensor, discrete: bool) -> th.Tensor:
 
 
 def kl_divergence(phi_p: th.Tensor, phi_q: th.Tensor, discrete: bool) -> th.Tensor:
-    """D_KL[f(·|φ_p) ‖ f(·|φ_q)] ``[M]``."""
+    """``D_KL[f(·|φ_p) ‖ f(·|φ_q)]`` ``[M]``."""
     if discrete:
         return (phi_p * (th.log(phi_p.clamp_min(PROB_EPS)) - th.log(phi_q.clamp_min(PROB_EPS)))).sum(dim=-1)
     mean_p, log_std_p = phi_p.chunk(2, dim=-1)
@@ -104,7 +104,7 @@ def kl_divergence(phi_p: th.Tensor, phi_q: th.Tensor, discrete: bool) -> th.Tens
 
 
 def kl_gradient(phi_average: th.Tensor, phi: th.Tensor, discrete: bool) -> tuple[th.Tensor, th.Tensor]:
-    """The trust region's k = ∇_φ D_KL[f(·|φ_{θ_a}(x)) ‖ f(·|φ)] at φ = φ_θ(x), per state (Wang et al. 2017,
+    """The trust region's ``k = ∇_φ D_KL[f(·|φ_{θ_a}(x)) ‖ f(·|φ)]`` at φ = φ_θ(x), per state (Wang et al. 2017,
     Section 3.3), by autograd of :func:`kl_divergence`. For a Gaussian with φ = (mean m, log std s) against the
     average network's (m_a, s_a) it is ((m - m_a) / var, 1 - var_a / var - (m - m_a)² / var) per dimension, var = exp(2 s).
 
@@ -120,7 +120,7 @@ def kl_gradient(phi_average: th.Tensor, phi: th.Tensor, discrete: bool) -> tuple
 
 
 def sample(phi: th.Tensor, discrete: bool, deterministic: bool = False, n: int | None = None) -> th.Tensor:
-    """Actions from f(·|φ): ``[M]`` / ``[M, d]``, or ``[n, M]`` / ``[n, M, d]`` with ``n``; no gradient."""
+    """Actions from ``f(·|φ)``: ``[M]`` / ``[M, d]``, or ``[n, M]`` / ``[n, M, d]`` with ``n``; no gradient."""
     with th.no_grad():
         shape = () if n is None else (n,)
         if discrete:
@@ -236,7 +236,7 @@ class ACERPolicy(BasePolicy):
         return self.value_net(latent).squeeze(-1)
 
     def sdn_q(self, latent: th.Tensor, phi: th.Tensor, actions: th.Tensor, u: th.Tensor | None = None) -> th.Tensor:
-        """Box: the stochastic dueling network's Q̃(x, a) = V(x) + A(x, a) - (1/n) Σ_i A(x, u_i), u_i ~ π(·|x)
+        """Box: the stochastic dueling network's ``Q̃(x, a) = V(x) + A(x, a) - (1/n) Σ_i A(x, u_i)``, ``u_i ~ π(·|x)``
         (Wang et al. 2017, Section 5.1).
 
         :param latent: trunk features of x ``[M, latent]``.
