@@ -600,12 +600,15 @@ class ActorPool:
 # ---------------------------------------------------------------------------------------------------- ALGORITHM SIDE
 SelfDistributed = TypeVar("SelfDistributed", bound="DistributedActorsMixin")
 
+# Attributes that must not go into a saved model (Ray handles, live statistics).
+ACTOR_EXCLUDED_SAVE_PARAMS = ("_actor_pool", "actor_stats")
+
 
 class DistributedActorsMixin(OffPolicyAlgorithm):
     """``n_actors`` Ray actors for an off-policy algorithm (see the module). Put it first in the bases
     (``class D4PG(DistributedActorsMixin, OffPolicyAlgorithm)``), call :meth:`_init_actors` at the end of ``__init__``
-    (after the replay buffer's class and kwargs are final), and add ``ACTOR_EXCLUDED_SAVE_PARAMS`` to
-    ``_excluded_save_params``. The acting network is ``policy.actor`` (SB3's TD3 and SAC policies, contrib's TQC).
+    (after the replay buffer's class and kwargs are final); the mixin keeps ``ACTOR_EXCLUDED_SAVE_PARAMS`` out of
+    saved models itself. The acting network is ``policy.actor`` (SB3's TD3 and SAC policies, contrib's TQC).
 
     The options are saved with the model as the flat arguments; the pool and the statistics are not.
     """
@@ -698,12 +701,13 @@ class DistributedActorsMixin(OffPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> SelfDistributed:
         """SB3's ``learn``; with actors, they are shut down when it returns or raises (an interrupt included)."""
-        if not self.n_actors:
-            return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
         try:
             return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
         finally:
             self._stop_actors()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), *ACTOR_EXCLUDED_SAVE_PARAMS]
 
     def collect_rollouts(
         self,
@@ -778,9 +782,6 @@ class DistributedActorsMixin(OffPolicyAlgorithm):
         callback.on_rollout_end()
         return RolloutReturn(num_collected_steps * n_envs, num_collected_episodes, continue_training=True)
 
-
-# Attributes that must not go into a saved model (Ray handles, live statistics).
-ACTOR_EXCLUDED_SAVE_PARAMS = ("_actor_pool", "actor_stats")
 
 __all__ = [
     "ACTOR_EXCLUDED_SAVE_PARAMS",

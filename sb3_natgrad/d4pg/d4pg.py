@@ -15,7 +15,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from stable_baselines3.td3.policies import Actor
 
-from sb3_natgrad.common.actors import ACTOR_EXCLUDED_SAVE_PARAMS, DistributedActorsMixin
+from sb3_natgrad.common.actors import DistributedActorsMixin
 from sb3_natgrad.common.off_policy import (
     AnySamples,
     anneal_per_beta,
@@ -403,7 +403,6 @@ class D4PG(DistributedActorsMixin, OffPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         return [
             *super()._excluded_save_params(),
-            *ACTOR_EXCLUDED_SAVE_PARAMS,
             "actor",
             "critic",
             "actor_target",

@@ -17,7 +17,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import polyak_update
 
-from sb3_natgrad.common.actors import ACTOR_EXCLUDED_SAVE_PARAMS, DistributedActorsMixin
+from sb3_natgrad.common.actors import DistributedActorsMixin
 from sb3_natgrad.common.off_policy import (
     AnySamples,
     anneal_per_beta,
@@ -304,9 +304,6 @@ class TQC(DistributedActorsMixin, ContribTQC):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), *ACTOR_EXCLUDED_SAVE_PARAMS]
 
     # ------------------------------------------------------------------ CRITIC
     def _critic_forward(self, data: AnySamples) -> th.Tensor:
