@@ -591,10 +591,25 @@ class ActorPool:
                 self.stats[index].sent = None
         for handle in self.handles:
             self.ray.kill(handle, no_restart=True)
+        for handle in self.handles:
+            self._confirm_dead(handle)
         self.in_flight.clear()
         self.pending.clear()
         self.pending_rows = 0
         self.weights = []
+
+
+    def _confirm_dead(self, handle: Any, attempts: int = 3) -> None:
+        """``ray.kill`` is asynchronous, and a kill can be lost on an actor that Ray restarted shortly before (seen
+        in tests/test_distributed_actors.py): call the actor until a call fails, killing it again while it answers."""
+        for _ in range(attempts):
+            try:
+                self.ray.get(handle.sent_transitions.remote(), timeout=min(self.options.timeout, 10.0))
+            except self.ray.exceptions.RayActorError:
+                return
+            except (self.ray.exceptions.RayError, TimeoutError):
+                pass  # hung or failing otherwise: kill it again
+            self.ray.kill(handle, no_restart=True)
 
 
 # ---------------------------------------------------------------------------------------------------- ALGORITHM SIDE
