@@ -524,6 +524,25 @@ D4PG_PER_SPEED = Suite(
 
 
 # --------------------------------------------------------------------------------------------------
+# actors: returns at equal environment steps of D4PG with 2 Ray actors against the in-process loop (issue 23), as
+# hyperparams/d4pg.yml's Pendulum-v1 entry. Throughput and the cost of n_actors=0 are `micro --suite actors`.
+# --------------------------------------------------------------------------------------------------
+ACTORS = Suite(
+    name="actors",
+    description="sb3_natgrad D4PG with n_actors=2 Ray actors against D4PG's in-process loop, returns at equal env steps.",
+    entries=[
+        Entry(
+            "Pendulum-v1",
+            reference=Algo("D4PG", "sb3_natgrad:D4PG", zoo="d4pg"),
+            candidates=[Algo("D4PG n_actors=2", "sb3_natgrad:D4PG", zoo="d4pg", kwargs={"n_actors": 2})],
+            quick=Budget(2_000, seeds=1, eval_freq=1_000, n_eval_episodes=2, n_final_episodes=2),
+            full=Budget(20_000, seeds=3, eval_freq=1_000, n_eval_episodes=5, n_final_episodes=10, timeout_s=3600.0),
+        ),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
 # tqc: sb3_natgrad's TQC variants against sb3-contrib's TQC with identical hyperparameters (issue 19). Every algorithm
 # reads rl-zoo3's tqc.yml entry: hyperparams/tqc.yml holds only the v5 MuJoCo entries, copies of the zoo's -v4 ones
 # (tested), and falls back to the zoo's file for every other env, so this is the entry `--algo tqc` trains with. The
@@ -820,6 +839,7 @@ SUITES: dict[str, Suite] = {
     suite.name: suite
     for suite in (
         *(SMOKE, TRPO, TRPO_SPEED, ACKTR, ACKTR_PAPER, ACKTR_ATARI, ACKTR_SPEED, D4PG, D4PG_SPEED, D4PG_PER_SPEED),
+        ACTORS,
         *(TQC, TQC_SPEED, PPG, PPG_ATARI_SUITE, ACER, ACER_ATARI, ACER_SPEED),
         *(ACKTR_BROAD, ACKTR_DEFAULT_SPEED),
     )

@@ -636,3 +636,13 @@ def test_micro_benchmarks_are_discovered_by_module_name(
     assert main(["micro", "--suite", "no_such_micro"]) == 2
     with pytest.raises(ValueError, match="no micro-benchmark"):
         micro.load("no_such_micro")
+
+
+def test_actors_micro_benchmark_times_equal_work() -> None:
+    """The overhead blocks of ``micro --suite actors`` compare two models doing the same work (same parameters after)."""
+    from benchmarks.micro import actors
+
+    result = actors._overhead_block(pairs=2, steps=30, learning_starts=60, seed=0, rounds=2)
+    assert result["identical_parameters"]
+    assert len(result["seconds"]["n_actors=0"]) == len(result["seconds"]["before"]) == 2 and result["rounds"] == 2
+    assert result["ratio_ci95"][0] <= result["ratio_median"] <= result["ratio_ci95"][1]
