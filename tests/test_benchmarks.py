@@ -207,8 +207,13 @@ def test_ppg_suites_match_the_ppo_reference() -> None:
             assert _runs_with("stable_baselines3:PPO", ppo, ppo_keys) == _runs_with("sb3_natgrad:PPG", ppg, ppo_keys)
             epochs = ppo.get("n_epochs", 10)
             assert ppg.get("n_policy_epochs", 10) == ppg.get("n_value_epochs", 10) == epochs, entry.env_id
-            for zoo_key in ("normalize", "policy", "frame_stack", "env_wrapper", "clip_range"):
+            for zoo_key in ("policy", "frame_stack", "env_wrapper", "clip_range"):
                 assert ppo.get(zoo_key) == ppg.get(zoo_key), (entry.env_id, zoo_key)
+            if ppo.get("normalize") != ppg.get("normalize"):
+                # PPG's reward normalization (the reference code's rnorm): PPO with the same one is a second row
+                assert ppg["normalize"] == "dict(norm_obs=False, norm_reward=True)", entry.env_id
+                ppo_norm = resolved["PPO norm_reward"].hyperparams
+                assert ppo_norm == {**ppo, "normalize": ppg["normalize"]}, entry.env_id
     atari = resolve_entry(SUITES["ppg_atari"].entries[0])["PPG"].hyperparams
     assert atari["policy"] == "CnnPolicy" and "n_epochs" not in atari and atari["n_policy_iterations"] == 32
 
