@@ -31,9 +31,7 @@ TINY_KWARGS: dict[str, dict[str, Any]] = {
         n_aux_epochs=2,
         aux_batch_size=32,
     ),
-    "tqc": dict(
-        learning_starts=32, batch_size=16, buffer_size=1000, policy_kwargs=dict(net_arch=[32, 32], n_quantiles=5)
-    ),
+    "tqc": dict(learning_starts=32, batch_size=16, buffer_size=1000, policy_kwargs=dict(net_arch=[32, 32], n_quantiles=5)),
     # replay starts after 4 segments of 8 steps: the 64-256-step budgets make replay updates
     "acer": dict(n_steps=8, buffer_size=256, replay_start=32, policy_kwargs=dict(net_arch=[32, 32])),
 }

@@ -40,4 +40,3 @@ def test_other_seed_other_result(algo: str) -> None:
     params_a, _ = _train(algo, 1, env_id(algo))
     params_b, _ = _train(algo, 2, env_id(algo))
     assert any(not th.equal(params_a[k], params_b[k]) for k in params_a)
-
