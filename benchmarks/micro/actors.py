@@ -38,13 +38,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.micro._machine import load_text, machine
 
 OUT_DIR = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "actors"
 ENV_ID = "Pendulum-v1"
@@ -303,9 +304,7 @@ def _markdown(result: dict[str, Any], command: str) -> str:
         )
     lines += [
         "",
-        f"- Machine: {m['cpu_count']} CPUs, torch threads {m['torch_threads']} in the learner; load average "
-        f"(1/5/15 min) {' / '.join(f'{x:.2f}' for x in m['load_average_before'])} before, "
-        f"{' / '.join(f'{x:.2f}' for x in m['load_average_after'])} after.",
+        f"- Machine: {m['cpu_count']} CPUs, torch threads {m['torch_threads']} in the learner; {load_text(m)}.",
         f"- Python {m['python']}, torch {m['torch']}, Ray {m['ray']}, {m['processor']}.",
     ]
     return "\n".join(lines) + "\n"
@@ -343,16 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput": throughput_result,
         "overhead": overhead_result,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "ray": ray.__version__,
-            "processor": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "load_average_before": list(load_before),
-            "load_average_after": list(load_after),
-        },
+        "machine": machine(load_before, load_after, ray=ray.__version__),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "actors.json").write_text(json.dumps(result, indent=1) + "\n")

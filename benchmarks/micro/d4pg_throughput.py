@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.micro._machine import load_text, machine
 
 OUT_DIR = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "d4pg"
 ENV_ID = "Pendulum-v1"
@@ -119,15 +120,7 @@ def run(repeats: int, fill: int, transitions: int, seed: int, torch_threads: int
         "seed": seed,
         "configs": summary,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "processor": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "load_average_before": list(load_before),
-            "load_average_after": list(load_after),
-        },
+        "machine": machine(load_before, load_after),
     }
 
 
@@ -158,8 +151,7 @@ def _markdown(result: dict[str, Any], command: str) -> str:
         "`gradient_steps=2` keeps the replay ratio of one env.",
         "",
         f"- Machine: {m['cpu_count']} CPUs shared with other work, torch threads {m['torch_threads']} in the learner; "
-        f"load average (1/5/15 min) {' / '.join(f'{x:.2f}' for x in m['load_average_before'])} before, "
-        f"{' / '.join(f'{x:.2f}' for x in m['load_average_after'])} after.",
+        f"{load_text(m)}.",
         f"- Python {m['python']}, torch {m['torch']}, {m['processor']}.",
     ]
     return "\n".join(lines) + "\n"
