@@ -741,12 +741,22 @@ ACER_HALFCHEETAH = {"ent_coef": 0.0, "buffer_size": 100_000, "replay_ratio": 4.0
 ACER_QUICK = Budget(10_000, seeds=1, eval_freq=5_000, n_eval_episodes=2, n_final_episodes=3)
 
 
-def _acer_discrete_entry(env_id: str, full_steps: int, eval_freq: int) -> Entry:
-    """One discrete env of the ``acer`` suite: ACER against A2C at equal batch and network."""
+#: acer.yml normalizes LunarLander's rewards where the zoo's A2C entry does not.
+ACER_NORM_REWARD = "dict(norm_obs=False, norm_reward=True)"
+
+
+def _acer_discrete_entry(env_id: str, full_steps: int, eval_freq: int, norm_reward_row: bool = False) -> Entry:
+    """One discrete env of the ``acer`` suite: ACER against A2C at equal batch and network; with
+    ``norm_reward_row``, A2C with ACER's reward normalization as a second row (what normalization alone does)."""
+    candidates = [Algo("ACER", "sb3_natgrad:ACER", zoo="acer", share_with_reference=_ACER_MATCHED)]
+    if norm_reward_row:
+        candidates.append(
+            Algo("A2C norm_reward", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", kwargs={"normalize": ACER_NORM_REWARD})
+        )
     return Entry(
         env_id,
         reference=Algo("A2C", "stable_baselines3:A2C", zoo="rl_zoo3:a2c"),
-        candidates=[Algo("ACER", "sb3_natgrad:ACER", zoo="acer", share_with_reference=_ACER_MATCHED)],
+        candidates=candidates,
         quick=ACER_QUICK,
         full=Budget(full_steps, seeds=5, eval_freq=eval_freq, n_eval_episodes=5, n_final_episodes=10),
     )
@@ -774,7 +784,7 @@ ACER = Suite(
     ),
     entries=[
         _acer_discrete_entry("CartPole-v1", 500_000, 5_000),
-        _acer_discrete_entry("LunarLander-v3", 200_000, 5_000),
+        _acer_discrete_entry("LunarLander-v3", 200_000, 5_000, norm_reward_row=True),
         _acer_continuous_entry("Pendulum-v1", seeds=5),
         _acer_continuous_entry(
             "HalfCheetah-v5",
