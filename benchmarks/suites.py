@@ -641,7 +641,8 @@ TQC_SPEED = Suite(
 PPG_MATCHED = ("n_envs", "n_steps", "batch_size", "policy_kwargs")
 
 
-#: ppg.yml normalizes rewards where the zoo's PPO entry does not (CartPole, LunarLander): the reference code's rnorm.
+#: ppg.yml normalizes rewards where the zoo's PPO entry does not (CartPole, LunarLander): the reference code's rnorm;
+#: acer.yml does the same on LunarLander (the acer suite's "A2C norm_reward" row).
 PPG_NORM_REWARD = "dict(norm_obs=False, norm_reward=True)"
 
 
@@ -741,17 +742,13 @@ ACER_HALFCHEETAH = {"ent_coef": 0.0, "buffer_size": 100_000, "replay_ratio": 4.0
 ACER_QUICK = Budget(10_000, seeds=1, eval_freq=5_000, n_eval_episodes=2, n_final_episodes=3)
 
 
-#: acer.yml normalizes LunarLander's rewards where the zoo's A2C entry does not.
-ACER_NORM_REWARD = "dict(norm_obs=False, norm_reward=True)"
-
-
 def _acer_discrete_entry(env_id: str, full_steps: int, eval_freq: int, norm_reward_row: bool = False) -> Entry:
     """One discrete env of the ``acer`` suite: ACER against A2C at equal batch and network; with
     ``norm_reward_row``, A2C with ACER's reward normalization as a second row (what normalization alone does)."""
     candidates = [Algo("ACER", "sb3_natgrad:ACER", zoo="acer", share_with_reference=_ACER_MATCHED)]
     if norm_reward_row:
         candidates.append(
-            Algo("A2C norm_reward", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", kwargs={"normalize": ACER_NORM_REWARD})
+            Algo("A2C norm_reward", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", kwargs={"normalize": PPG_NORM_REWARD})
         )
     return Entry(
         env_id,
