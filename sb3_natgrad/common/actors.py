@@ -598,7 +598,6 @@ class ActorPool:
         self.pending_rows = 0
         self.weights = []
 
-
     def _confirm_dead(self, handle: Any, attempts: int = 3) -> None:
         """``ray.kill`` is asynchronous, and a kill can be lost on an actor that Ray restarted shortly before (seen
         in tests/test_distributed_actors.py): call the actor until a call fails, killing it again while it answers."""

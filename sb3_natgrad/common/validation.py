@@ -34,9 +34,7 @@ def check_number(
     if value is None and allow_none:
         return
     valid = (
-        _is_number(value)
-        and (value > low if low_open else value >= low)
-        and (value < high if high_open else value <= high)
+        _is_number(value) and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     )
     if not valid:
         bounds = []
