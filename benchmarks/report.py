@@ -54,13 +54,22 @@ def group_by_env(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, list[
 def curves_on_grid(runs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     """Learning curves of the seeds on the timesteps of the first seed, ``(grid, [n_seeds, len(grid)])``.
 
-    Seeds are linearly interpolated onto that grid, cut where the shortest curve ends.
+    Seeds are linearly interpolated onto that grid, cut where the shortest curve ends. When every seed ran its whole
+    budget (``n_timesteps``), the last point is each seed's own final evaluation, placed where the shortest seed ends:
+    a run resumed from a checkpoint rounds its last segment to whole rollouts by itself, so seeds can end a few
+    rollouts apart (1,000,176 and 1,000,448 steps), and cutting or interpolating there would drop or blur that point.
     """
+    end = min(run["curve"]["timesteps"][-1] for run in runs)
+    budget = runs[0].get("n_timesteps")
+    finished = budget is not None and end >= budget
     grid = np.asarray(runs[0]["curve"]["timesteps"], dtype=float)
-    grid = grid[grid <= min(run["curve"]["timesteps"][-1] for run in runs)]
+    grid = grid[grid < budget] if finished else grid[grid <= end]
     values = np.stack(
         [np.interp(grid, np.asarray(r["curve"]["timesteps"], float), np.asarray(r["curve"]["mean"], float)) for r in runs]
     )
+    if finished:
+        grid = np.append(grid, float(end))
+        values = np.column_stack([values, [float(run["curve"]["mean"][-1]) for run in runs]])
     return grid, values
 
 

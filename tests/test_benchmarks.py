@@ -444,6 +444,14 @@ def test_curve_helpers() -> None:
     # The second seed is interpolated onto the first one's grid: 3.0 * 10 / 12 = 2.5 at t=10.
     assert list(t) == [0, 10, 20] and mean == pytest.approx([0.0, 1.75, 2.5]) and std == pytest.approx([0.0, 0.75, 0.5])
     assert first_reach(t, mean, 1.75) == 10 and first_reach(t, mean, 3.0) is None
+    # Seeds that all ran their budget end on their own final evaluations, placed where the shortest one ends (a resumed
+    # run stops a few steps earlier), instead of losing that point (first seed) or interpolating it (second seed).
+    finished = [
+        {"n_timesteps": 20, "curve": {"timesteps": [0, 10, 24], "mean": [0.0, 1.0, 6.0]}},
+        {"n_timesteps": 20, "curve": {"timesteps": [0, 10, 22], "mean": [0.0, 3.0, 8.0]}},
+    ]
+    t, mean, _ = mean_curve(finished)
+    assert list(t) == [0, 10, 22] and mean == pytest.approx([0.0, 2.0, 7.0])
 
 
 # --------------------------------------------------------------------------------------------------
