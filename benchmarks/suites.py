@@ -334,8 +334,12 @@ ACKTR_BROAD_ENVS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("HalfCheetah-v5", ("HalfCheetah-v4",), 500_000),
     ("Hopper-v5", ("Hopper-v4",), 500_000),
 )
-#: ACKTR variants of the broad suite: the paper code's damping.
-ACKTR_BROAD_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (("ACKTR damping_mode=eigen", {"damping_mode": "eigen"}),)
+#: ACKTR variants of the broad suite: the paper code's damping, and the critic momentum of the defaults before issue
+#: 22's critic fix (0.9, baselines'), i.e. the former class defaults.
+ACKTR_BROAD_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("ACKTR damping_mode=eigen", {"damping_mode": "eigen"}),
+    ("ACKTR vf_momentum=0.9", {"vf_momentum": 0.9}),
+)
 
 
 def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int) -> Entry:

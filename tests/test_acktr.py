@@ -298,6 +298,8 @@ def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> N
         ("vf_kl_clip", None, "ACKTR"),
         ("vf_damping", 0.0, "ACKTR"),
         ("vf_weight_decay", -1.0, "ACKTR"),
+        ("vf_momentum", 1.0, "ACKTR"),
+        ("vf_momentum", -0.1, "ACKTR"),
         ("damping", 0.0, "KFAC"),  # checked once, by the K-FAC optimizer built at construction
         ("stat_decay", 1.0, "KFAC"),
         ("momentum", 1.0, "KFAC"),
@@ -401,6 +403,34 @@ def test_damping_mode_reaches_every_optimizer_and_survives_save_load(kfac_mode: 
     factored = ACKTR("MlpPolicy", IdentityEnv(3), kfac_mode=kfac_mode, n_steps=4, seed=0)
     factored.learn(8)
     assert all(layer.eigen_scale is None for opt in factored.optimizers for layer in opt.layers)
+
+
+def test_critic_momentum_is_its_own_and_survives_save_load(tmp_path: Path) -> None:
+    """``vf_momentum`` reaches the critic's optimizer only: with the default 0 two consecutive critic steps are each
+    the step of their own gradient (no buffer carries the first into the second), the actor keeps ``momentum``."""
+    model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=4, seed=0)
+    actor_opt, critic_opt = model.optimizers
+    assert model.vf_momentum == 0.0 and critic_opt.param_groups[0]["momentum"] == 0.0
+    assert actor_opt.param_groups[0]["momentum"] == 0.9
+    model.learn(8)
+    assert all("momentum_buffer" not in critic_opt.state[p] for p in critic_opt.param_groups[0]["params"])
+    assert all("momentum_buffer" in actor_opt.state[p] for p in actor_opt.param_groups[0]["params"])
+    model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=4, seed=0, vf_momentum=0.5)
+    model.learn(8)
+    model.save(tmp_path / "model.zip")
+    loaded = ACKTR.load(tmp_path / "model.zip", env=IdentityEnv(3))
+    assert loaded.vf_momentum == 0.5 and loaded.optimizers[1].param_groups[0]["momentum"] == 0.5
+
+
+def test_model_saved_before_vf_momentum_keeps_its_critic_momentum(tmp_path: Path) -> None:
+    """A model saved before ``vf_momentum`` existed (critic trained with ``momentum``, no such attribute) loads with
+    the momentum its critic optimizer state holds, and the attribute says so."""
+    model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=4, seed=0, vf_momentum=0.9)
+    model.learn(8)
+    del model.vf_momentum  # what such a save held: no attribute, the critic optimizer's state at 0.9
+    model.save(tmp_path / "model.zip")
+    loaded = ACKTR.load(tmp_path / "model.zip", env=IdentityEnv(3))
+    assert loaded.vf_momentum == 0.9 and loaded.optimizers[1].param_groups[0]["momentum"] == 0.9
 
 
 def test_policy_kwargs_reusable_with_elu_critic() -> None:
