@@ -27,6 +27,8 @@ from stable_baselines3.common.envs import (
     FakeImageEnv,
     IdentityEnv,
     IdentityEnvBox,
+    IdentityEnvMultiBinary,
+    IdentityEnvMultiDiscrete,
     SimpleMultiObsEnv,
 )
 from stable_baselines3.common.logger import configure
@@ -300,6 +302,7 @@ def test_save_load_round_trips_kfac_state_and_resumes_identically(tmp_path) -> N
         ("vf_weight_decay", -1.0, "ACKTR"),
         ("vf_momentum", 1.0, "ACKTR"),
         ("vf_momentum", -0.1, "ACKTR"),
+        ("ent_coef", -0.01, "ACKTR"),
         ("damping", 0.0, "KFAC"),  # checked once, by the K-FAC optimizer built at construction
         ("stat_decay", 1.0, "KFAC"),
         ("momentum", 1.0, "KFAC"),
@@ -431,6 +434,26 @@ def test_model_saved_before_vf_momentum_keeps_its_critic_momentum(tmp_path: Path
     model.save(tmp_path / "model.zip")
     loaded = ACKTR.load(tmp_path / "model.zip", env=IdentityEnv(3))
     assert loaded.vf_momentum == 0.9 and loaded.optimizers[1].param_groups[0]["momentum"] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (IdentityEnvBox(eps=0.5), 0.0),
+        (IdentityEnv(3), 0.01),
+        (IdentityEnvMultiDiscrete(3), 0.01),
+        (IdentityEnvMultiBinary(3), 0.01),
+    ],
+)
+def test_entropy_bonus_by_default_only_for_bounded_entropies(env: gym.Env, expected: float, tmp_path: Path) -> None:
+    """``ent_coef=None`` is 0 for a Gaussian policy (detail 11) and 0.01 for discrete actions; an explicit value is
+    kept, and a loaded model keeps the value it was saved with (not the one its action space would get now)."""
+    model = ACKTR("MlpPolicy", env, n_steps=4, seed=0)
+    assert model.ent_coef == expected
+    assert ACKTR("MlpPolicy", env, n_steps=4, ent_coef=0.05).ent_coef == 0.05
+    model.ent_coef = 0.03  # a model saved with another value, e.g. before the default depended on the space
+    model.save(tmp_path / "model.zip")
+    assert ACKTR.load(tmp_path / "model.zip", env=env).ent_coef == 0.03
 
 
 def test_policy_kwargs_reusable_with_elu_critic() -> None:

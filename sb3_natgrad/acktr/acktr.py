@@ -62,11 +62,20 @@ Implementation details (each marked in the code):
     whatever was sampled: on MountainCar-v0 at A2C's 16 x 5 batch the batch-mean advantage swung between +2.3 and -2.6
     and the policy's entropy fell from 1.10 to 0.001 within 100 updates (docs/algorithms/acktr.md, "Where the
     defaults lose"). A model saved before ``vf_momentum`` existed keeps the momentum its critic was trained with.
+11. ``ent_coef=None`` (default) is 0 for ``Box`` actions and 0.01 for discrete ones. Under the natural gradient the
+    entropy bonus moves each log-std by ``eta * ent_coef / F`` per update with ``F = 2`` the Fisher of a log-std: a fixed
+    push however small the batch and whatever the advantages say. A Gaussian's entropy is unbounded, and once the
+    actions saturate at the bounds the returns stop pushing back: on HalfCheetah-v5 at A2C's 1 env x 5 steps the mean
+    log-std rose from 0 to 4.2 in 40k steps and to 26-41 by 150k-200k, where ``sigma^2`` overflows float32 and K-FAC
+    refused the non-finite gradient (6 runs of the ``acktr_broad`` suite). Without the bonus it
+    fell to -0.26 over the same 40k steps (docs/algorithms/acktr.md, "Where the defaults lose"). The paper's MuJoCo
+    code (baselines ``acktr_cont``) has no entropy term, nor has SB3's A2C by default; a discrete policy's entropy is
+    bounded by ``log K``.
 
 Defaults follow OpenAI baselines' ``acktr`` (Atari): ``n_steps=20``, ``learning_rate=0.25`` (eta_max),
 ``kl_clip=0.001`` (here the paper's delta; baselines' ``kfac_clip=0.001`` bounds ``eta^2 v`` instead of
 ``0.5 eta^2 v``, i.e. delta = 0.0005), ``momentum=0.9`` (the actor's; the separate critic's is 0, detail 10),
-``damping=0.01``, ``ent_coef=0.01``,
+``damping=0.01``, ``ent_coef=0.01`` (discrete actions; 0 for ``Box``, detail 11),
 ``vf_coef=0.5``, no gradient clipping. A separate critic (not in the Atari set-up) gets ``vf_kl_clip=0.01``: with
 the actor's 0.001 its RMS change per update is limited to sqrt(2 * 0.001) ~ 0.045 and it lagged far behind the
 returns on CartPole-v1. Baselines records the statistics at every update and recomputes the eigendecompositions
@@ -116,6 +125,12 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "el
 REMOVED_OPTIONS: dict[str, Any] = {"stats_warmup": False}
 
 
+def default_ent_coef(action_space: spaces.Space) -> float:
+    """The entropy coefficient of ``ent_coef=None`` (detail 11): 0 for a Gaussian policy, whose entropy is unbounded,
+    0.01 (baselines' Atari ACKTR) for the bounded entropy of discrete actions."""
+    return 0.0 if isinstance(action_space, spaces.Box) else 0.01
+
+
 def sampled_fisher_loss(distribution: Distribution, values: th.Tensor, vf_fisher_coef: float) -> th.Tensor:
     """Per-sample loss whose gradient outer products average to the Fisher of ``p(a, v | s)``.
 
@@ -146,7 +161,8 @@ class ACKTR(OnPolicyAlgorithm):
     :param n_steps: steps per environment per update.
     :param gamma: discount factor.
     :param gae_lambda: GAE lambda (1.0: n-step returns, as the paper).
-    :param ent_coef: entropy coefficient.
+    :param ent_coef: entropy coefficient; ``None``: 0.01 for discrete actions (baselines' Atari ACKTR), 0 for
+        ``Box`` actions (the paper's MuJoCo code has no entropy bonus; detail 11).
     :param vf_coef: value loss coefficient.
     :param vf_fisher_coef: weight of the critic term in the joint sampled Fisher loss (joint mode only; must be
         > 0 there, since it is the only curvature the critic-only layers get).
@@ -211,7 +227,7 @@ class ACKTR(OnPolicyAlgorithm):
         n_steps: int = 20,
         gamma: float = 0.99,
         gae_lambda: float = 1.0,
-        ent_coef: float = 0.01,
+        ent_coef: float | None = None,
         vf_coef: float = 0.5,
         vf_fisher_coef: float = 1.0,
         max_grad_norm: float | None = None,
@@ -255,7 +271,7 @@ class ACKTR(OnPolicyAlgorithm):
             n_steps=n_steps,
             gamma=gamma,
             gae_lambda=gae_lambda,
-            ent_coef=ent_coef,
+            ent_coef=ent_coef,  # type: ignore[arg-type]  # None: resolved from the action space in _setup_model (11)
             vf_coef=vf_coef,
             max_grad_norm=max_grad_norm,  # type: ignore[arg-type]
             use_sde=use_sde,
@@ -279,7 +295,7 @@ class ACKTR(OnPolicyAlgorithm):
         check_int("ACKTR", "n_steps", n_steps)
         check_number("ACKTR", "gamma", gamma, 0.0, 1.0)
         check_number("ACKTR", "gae_lambda", gae_lambda, 0.0, 1.0)
-        check_number("ACKTR", "ent_coef", ent_coef, 0.0)
+        check_number("ACKTR", "ent_coef", ent_coef, 0.0, allow_none=True)
         check_number("ACKTR", "vf_coef", vf_coef, 0.0)
         check_number("ACKTR", "vf_fisher_coef", vf_fisher_coef, 0.0)
         check_number("ACKTR", "max_grad_norm", max_grad_norm, 0.0, low_open=True, allow_none=True)
@@ -338,6 +354,8 @@ class ACKTR(OnPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         self._forget_removed_options()
+        if self.ent_coef is None:  # (11) a loaded model keeps the value it was saved with
+            self.ent_coef = default_ent_coef(self.action_space)
         super()._setup_model()
         if self.vf_learning_rate is None:
             self.vf_lr_schedule = self.lr_schedule
@@ -555,7 +573,7 @@ class ACKTR(OnPolicyAlgorithm):
             policy_loss = -(advantages * log_prob).mean()
             value_loss = F.mse_loss(rollout_data.returns, values)
             entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
-            loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+            loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss  # ent_coef: (11)
 
             # K-FAC STEP (trust region inside the optimizer)
             for opt in optimizers:
