@@ -66,7 +66,7 @@ Implementation details (each marked in the code):
     entropy bonus moves each log-std by ``eta * ent_coef / F`` per update with ``F = 2`` the Fisher of a log-std: a fixed
     push however small the batch and whatever the advantages say. A Gaussian's entropy is unbounded, and once the
     actions saturate at the bounds the returns stop pushing back: on HalfCheetah-v5 at A2C's 1 env x 5 steps the mean
-    log-std rose from 0 to 4.2 in 40k steps and to 26-41 by 150k-200k, where ``sigma^2`` overflows float32 and K-FAC
+    log-std rose from 0 to 4.2 in 40k steps and to 28-40 by 150k-200k, where ``sigma^2`` overflows float32 and K-FAC
     refused the non-finite gradient (6 runs of the ``acktr_broad`` suite). Without the bonus it
     fell to -0.26 over the same 40k steps (docs/algorithms/acktr.md, "Where the defaults lose"). The paper's MuJoCo
     code (baselines ``acktr_cont``) has no entropy term, nor has SB3's A2C by default; a discrete policy's entropy is
