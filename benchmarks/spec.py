@@ -71,6 +71,8 @@ class Algo:
         "policy_kwargs")`` to compare at equal batch and network.
     :param drop: YAML keys removed before the overrides (the constructor defaults apply), e.g. settings tuned
         for the YAML entry's own batch that an entry running another batch does not take.
+    :param max_seeds: run only seeds ``0 .. max_seeds-1`` of the entry's (e.g. variants at fewer seeds than the
+        algorithms an entry compares); None: all of them.
     """
 
     label: str
@@ -80,8 +82,11 @@ class Algo:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     share_with_reference: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
+    max_seeds: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_seeds is not None and self.max_seeds <= 0:
+            raise ValueError(f"Algo {self.label!r}: max_seeds must be positive, got {self.max_seeds}")
         if ":" not in self.cls:
             raise ValueError(f"Algo {self.label!r}: cls {self.cls!r} must look like 'package.module:ClassName'")
         try:
@@ -318,6 +323,8 @@ def plan_runs(
         algos = [algo for algo in entry.algos if not only_algo or algo.label in only_algo]
         for seed in range(budget.seeds):
             for algo in algos:
+                if algo.max_seeds is not None and seed >= algo.max_seeds:
+                    continue
                 hp = resolved[algo.label]
                 runs.append(
                     RunSpec(

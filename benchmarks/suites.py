@@ -336,16 +336,19 @@ ACKTR_BROAD_ENVS: tuple[tuple[str, tuple[str, ...], int, int], ...] = (
     ("HalfCheetah-v5", ("HalfCheetah-v4",), 500_000, 3),
     ("Hopper-v5", ("Hopper-v4",), 500_000, 3),
 )
-#: ACKTR variants of the broad suite: the paper code's damping, and the critic momentum of the defaults before issue
-#: 22's critic fix (0.9, baselines'), i.e. the former class defaults on the discrete envs.
+#: The critic's eta_max of the class defaults before ACKTR detail 12 (``vf_learning_rate`` followed ``learning_rate``,
+#: 0.25): the former defaults, on as many seeds as the defaults. The other variants ran with it too and keep it.
+ACKTR_BROAD_FORMER_CRITIC = ("vf_learning_rate=0.25", {"vf_learning_rate": 0.25})
+#: Further ACKTR variants of the broad suite (3 seeds each), on the former critic eta_max: the paper code's damping,
+#: and the critic momentum of the defaults before issue 22's critic fix (0.9, baselines').
 ACKTR_BROAD_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("ACKTR damping_mode=eigen", {"damping_mode": "eigen"}),
-    ("ACKTR vf_momentum=0.9", {"vf_momentum": 0.9}),
+    ("damping_mode=eigen", {"damping_mode": "eigen"}),
+    ("vf_momentum=0.9", {"vf_momentum": 0.9}),
 )
 #: The entropy bonus the defaults had on Box actions before ``ent_coef=None`` (ACKTR detail 11). Not on HalfCheetah-v5,
 #: where its 6 runs (then the defaults and both variants) ended in K-FAC's FloatingPointError once the log-std passed
 #: ~30, nor on Hopper-v5 (budget).
-ACKTR_BROAD_ENTROPY_VARIANT = ("ACKTR ent_coef=0.01", {"ent_coef": 0.01})
+ACKTR_BROAD_ENTROPY_VARIANT = ("ent_coef=0.01", {"ent_coef": 0.01})
 ACKTR_BROAD_ENTROPY_ENVS = ("Pendulum-v1", "MountainCarContinuous-v0", "LunarLanderContinuous-v3", "BipedalWalker-v3")
 
 
@@ -354,17 +357,23 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
     # VecNormalize is not a constructor argument (share_with_reference cannot fall back to a default): read A2C's entry
     normalize = load_zoo_entry("rl_zoo3:a2c", env_id, zoo_keys)[0].get("normalize", False)
 
-    def acktr(label: str, extra: dict[str, Any]) -> Algo:
-        kwargs = {"normalize": normalize, **extra}
-        return Algo(label, "sb3_natgrad:ACKTR", kwargs=kwargs, share_with_reference=("n_envs", "n_steps"))
+    def acktr(variant: tuple[str, dict[str, Any]] | None = None, max_seeds: int | None = None) -> Algo:
+        """The class defaults, or a variant (on the former critic eta_max) labelled by its options."""
+        options = [] if variant is None else [variant] + [ACKTR_BROAD_FORMER_CRITIC] * (variant != ACKTR_BROAD_FORMER_CRITIC)
+        label = " ".join(["ACKTR", ", ".join(name for name, _ in options)]).strip()
+        kwargs = {"normalize": normalize}
+        for _, extra in options:
+            kwargs.update(extra)
+        return Algo(label, "sb3_natgrad:ACKTR", kwargs=kwargs, share_with_reference=("n_envs", "n_steps"), max_seeds=max_seeds)
 
     return Entry(
         env_id,
         reference=Algo("A2C (zoo)", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=zoo_keys),
         candidates=[
-            acktr("ACKTR", {}),
-            *(acktr(label, extra) for label, extra in ACKTR_BROAD_VARIANTS),
-            *([acktr(*ACKTR_BROAD_ENTROPY_VARIANT)] if env_id in ACKTR_BROAD_ENTROPY_ENVS else []),
+            acktr(),
+            acktr(ACKTR_BROAD_FORMER_CRITIC),
+            *(acktr(variant, max_seeds=3) for variant in ACKTR_BROAD_VARIANTS),
+            *([acktr(ACKTR_BROAD_ENTROPY_VARIANT, max_seeds=3)] if env_id in ACKTR_BROAD_ENTROPY_ENVS else []),
         ],
         quick=Budget(10_000, seeds=1, eval_freq=5_000, n_eval_episodes=2, n_final_episodes=3),
         full=Budget(full_steps, seeds=seeds, eval_freq=full_steps // 10, n_eval_episodes=5, n_final_episodes=10),

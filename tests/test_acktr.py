@@ -474,6 +474,19 @@ def test_learning_rate_schedules_reach_the_optimizers() -> None:
     assert critic_opt.param_groups[0]["lr"] == pytest.approx(0.1 * progress)
 
 
+def test_critic_eta_max_by_default_and_when_loaded(tmp_path: Path) -> None:
+    """The separate critic's ``eta_max`` is 0.05 by default (detail 12), ``None`` makes it follow ``learning_rate``, and
+    a model saved with ``None`` (the default before detail 12) keeps following it when loaded."""
+    model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=8, learning_rate=0.3)
+    model.learn(8)
+    assert [opt.param_groups[0]["lr"] for opt in model.optimizers] == [pytest.approx(0.3), pytest.approx(0.05)]
+    model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=8, learning_rate=0.3, vf_learning_rate=None)
+    model.save(tmp_path / "model.zip")
+    loaded = ACKTR.load(tmp_path / "model.zip", env=IdentityEnv(3))
+    loaded.learn(8)
+    assert [opt.param_groups[0]["lr"] for opt in loaded.optimizers] == [pytest.approx(0.3), pytest.approx(0.3)]
+
+
 @pytest.mark.parametrize("space", list(ACTION_ENVS))
 def test_action_spaces_run_and_update(space: str) -> None:
     model = ACKTR("MlpPolicy", ACTION_ENVS[space](), n_steps=8, seed=0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,18 @@ def test_plan_interleaves_and_resume_skips_done_runs(tmp_path: Path) -> None:
     pending, stale = split_pending(runs, read_records(results))
     assert [(r.label, r.seed) for r in pending] == [("cand", 0), ("ref", 0), ("cand", 1), ("ref", 1)]
     assert [(r.label, r.seed) for r in stale] == [("cand2", 1)]
+
+
+def test_plan_runs_a_variant_on_its_first_max_seeds_only() -> None:
+    suite = _tiny_suite(seeds=3)
+    entry = suite.entries[0]
+    few = Algo("few", "stable_baselines3:A2C", kwargs={"n_envs": 2, "n_steps": 8, "gamma": 0.8}, max_seeds=2)
+    suite = Suite("tiny", "test suite", [replace(entry, candidates=[*entry.candidates, few])])
+    runs = plan_runs(suite, "quick")
+    assert [r.seed for r in runs if r.label == "few"] == [0, 1]
+    assert [r.seed for r in runs if r.label == "ref"] == [0, 1, 2]
+    with pytest.raises(ValueError, match="max_seeds"):
+        Algo("bad", "stable_baselines3:A2C", max_seeds=0)
 
 
 def test_status_names_stale_missing_and_historical_runs(tmp_path: Path) -> None:

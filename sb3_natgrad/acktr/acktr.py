@@ -185,7 +185,8 @@ class ACKTR(OnPolicyAlgorithm):
         since the last recording instead of the current rollout alone; see detail 8.
     :param kfac_mode: ``"joint"`` (one optimizer, Fisher of ``p(a, v | s)``), ``"separate"`` (actor and
         critic optimizers; needs no shared parameters) or ``"auto"`` (separate iff nothing is shared).
-    :param vf_learning_rate: critic ``eta_max`` in separate mode (float or schedule; default: ``learning_rate``).
+    :param vf_learning_rate: critic ``eta_max`` in separate mode (float or schedule; default 0.05, see detail 12;
+        ``None``: the ``learning_rate`` schedule).
     :param vf_kl_clip: critic trust-region radius in separate mode, a bound on ``0.5 E[dV^2]``.
     :param vf_damping: critic damping in separate mode (default: ``damping``).
     :param vf_weight_decay: critic L2 coefficient in separate mode (default: ``weight_decay``).
@@ -242,7 +243,7 @@ class ACKTR(OnPolicyAlgorithm):
         stats_batch_size: int | None = 256,
         stats_replay: bool = True,
         kfac_mode: str = "auto",
-        vf_learning_rate: float | Schedule | None = None,
+        vf_learning_rate: float | Schedule | None = 0.05,
         vf_kl_clip: float = 0.01,
         vf_damping: float | None = None,
         vf_weight_decay: float | None = None,
