@@ -251,6 +251,7 @@ def test_applied_step_within_trust_region(policy_kwargs: dict) -> None:
         kl_clip=1e-4,
         vf_kl_clip=3e-4,
         learning_rate=10.0,
+        vf_learning_rate=10.0,  # both eta_max far above the trust regions
         policy_kwargs=policy_kwargs,
         seed=0,
     )
