@@ -71,12 +71,23 @@ Implementation details (each marked in the code):
     fell to -0.26 over the same 40k steps (docs/algorithms/acktr.md, "Where the defaults lose"). The paper's MuJoCo
     code (baselines ``acktr_cont``) has no entropy term, nor has SB3's A2C by default; a discrete policy's entropy is
     bounded by ``log K``.
+12. The separate critic's ``eta_max`` (``vf_learning_rate``) is 0.05 by default, a fifth of the actor's. It used to
+    follow ``learning_rate`` (0.25, baselines' Atari value, where one network serves both). Each critic step is
+    ``eta`` times a Gauss-Newton step on the rollout's n-step targets; on A2C's 1 env x 5 steps (HalfCheetah-v5) the
+    critic's trust region bound on 1 of 20 sampled updates, so nearly every update moved the value a quarter of the
+    way towards 5 neighbouring samples' targets, and the policy learned little (-369.2 / 63.1 at 100k, seeds 0 / 1;
+    with 0.05: 1116.0 / 907.3). The paper's MuJoCo critic (baselines ``acktr/value_functions.py``) steps with
+    ``eta_max = 0.001`` and momentum 0.9, 25 times per ~2500-sample batch. Where the critic's trust region binds
+    (LunarLander-v3 without reward normalisation: on 20 of 20 sampled updates) ``eta_max`` rarely acts
+    (docs/algorithms/acktr.md, "Where the defaults lose"). ``None`` restores the former behaviour, and a model saved
+    with it keeps it.
 
 Defaults follow OpenAI baselines' ``acktr`` (Atari): ``n_steps=20``, ``learning_rate=0.25`` (eta_max),
 ``kl_clip=0.001`` (here the paper's delta; baselines' ``kfac_clip=0.001`` bounds ``eta^2 v`` instead of
 ``0.5 eta^2 v``, i.e. delta = 0.0005), ``momentum=0.9`` (the actor's; the separate critic's is 0, detail 10),
 ``damping=0.01``, ``ent_coef=0.01`` (discrete actions; 0 for ``Box``, detail 11),
-``vf_coef=0.5``, no gradient clipping. A separate critic (not in the Atari set-up) gets ``vf_kl_clip=0.01``: with
+``vf_coef=0.5``, no gradient clipping. A separate critic (not in the Atari set-up) gets ``vf_learning_rate=0.05``
+(detail 12) and ``vf_kl_clip=0.01``: with
 the actor's 0.001 its RMS change per update is limited to sqrt(2 * 0.001) ~ 0.045 and it lagged far behind the
 returns on CartPole-v1. Baselines records the statistics at every update and recomputes the eigendecompositions
 every step asynchronously, off the critical path; here, synchronously, the defaults amortise both (detail 8):
@@ -358,7 +369,7 @@ class ACKTR(OnPolicyAlgorithm):
         if self.ent_coef is None:  # (11) a loaded model keeps the value it was saved with
             self.ent_coef = default_ent_coef(self.action_space)
         super()._setup_model()
-        if self.vf_learning_rate is None:
+        if self.vf_learning_rate is None:  # (12) the former default; a model saved with it keeps it
             self.vf_lr_schedule = self.lr_schedule
         else:
             self.vf_lr_schedule = FloatSchedule(self.vf_learning_rate)
