@@ -317,8 +317,9 @@ ACKTR_SPEED = _mujoco_pair_suite(
 # Matched: n_envs, n_steps and VecNormalize (A2C's); the network is both classes' default (separate 64x64 tanh MLPs).
 # A2C's zoo entries also tune exploration (gSDE, log_std_init) and discount: those stay A2C's own. The rows are labelled
 # by options, not by values: "ACKTR" runs whatever the class defaults are (config_hash does not see them), so after a
-# change of defaults its old lines must be deleted by hand. Budgets: what two shared cores finish (classic control
-# 200k-300k, Box2D and MuJoCo 300k-500k), below the zoo's 1M-5M for the long tasks.
+# change of defaults its old lines must be deleted, or relabelled with the option they ran with, by hand. Budgets: what
+# two shared cores finish (classic control 200k-300k, Box2D and MuJoCo 300k-500k), below the zoo's 1M-5M for the long
+# tasks.
 # --------------------------------------------------------------------------------------------------
 #: ``(env_id, zoo_keys, full budget, seeds)`` of the broad suite: discrete (CartPole, Acrobot, MountainCar, LunarLander)
 #: and continuous (Pendulum, MountainCarContinuous, LunarLanderContinuous, BipedalWalker, HalfCheetah, Hopper). The
@@ -359,11 +360,14 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
 
     def acktr(variant: tuple[str, dict[str, Any]] | None = None, max_seeds: int | None = None) -> Algo:
         """The class defaults, or a variant (on the former critic eta_max) labelled by its options."""
-        options = [] if variant is None else [variant] + [ACKTR_BROAD_FORMER_CRITIC] * (variant != ACKTR_BROAD_FORMER_CRITIC)
-        label = " ".join(["ACKTR", ", ".join(name for name, _ in options)]).strip()
-        kwargs = {"normalize": normalize}
-        for _, extra in options:
-            kwargs.update(extra)
+        former_name, former_kwargs = ACKTR_BROAD_FORMER_CRITIC
+        if variant is None:
+            label, extra = "ACKTR", {}
+        elif variant == ACKTR_BROAD_FORMER_CRITIC:
+            label, extra = f"ACKTR {former_name}", former_kwargs
+        else:
+            label, extra = f"ACKTR {variant[0]}, {former_name}", {**variant[1], **former_kwargs}
+        kwargs = {"normalize": normalize, **extra}
         return Algo(label, "sb3_natgrad:ACKTR", kwargs=kwargs, share_with_reference=("n_envs", "n_steps"), max_seeds=max_seeds)
 
     return Entry(
