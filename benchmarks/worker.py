@@ -8,7 +8,9 @@ Measurements:
 
 - learning curve: every ``eval_freq`` steps (and at step 0), ``n_eval_episodes`` deterministic episodes on
   a separate evaluation environment (its ``VecNormalize`` statistics synchronized from the training env);
-- final evaluation: ``n_final_episodes`` deterministic episodes after ``learn()`` (also the last curve point);
+- final evaluation: ``n_final_episodes`` deterministic episodes after ``learn()`` (also the last curve point), on the
+  same evaluation environment, so its episodes depend on how many curve episodes came before (``eval_freq``): runs
+  that differ only in ``eval_freq`` train identically but can report different final returns;
 - wall-clock of ``learn()``, the part of it spent evaluating, and steps/s of training alone.
 
 Checkpoints (``python -m benchmarks.worker SPEC.json RESULT.json CHECKPOINT_DIR``, which the harness
