@@ -351,6 +351,12 @@ ACKTR_BROAD_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
 #: ~30, nor on Hopper-v5 (budget).
 ACKTR_BROAD_ENTROPY_VARIANT = ("ent_coef=0.01", {"ent_coef": 0.01})
 ACKTR_BROAD_ENTROPY_ENVS = ("Pendulum-v1", "MountainCarContinuous-v0", "LunarLanderContinuous-v3", "BipedalWalker-v3")
+#: Variants of the current defaults (3 seeds each). Standardised advantages (the paper's MuJoCo code, baselines
+#: ``acktr_cont``): where the actor's trust region does not bind, the K-FAC step is proportional to the advantages'
+#: scale, which reward normalisation makes small on long episodes (Hopper-v5: KL of the step ~1e-5 against kl_clip 1e-3).
+ACKTR_BROAD_DEFAULT_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("normalize_advantage=True", {"normalize_advantage": True}),
+)
 
 
 def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, seeds: int) -> Entry:
@@ -359,10 +365,13 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
     normalize = load_zoo_entry("rl_zoo3:a2c", env_id, zoo_keys)[0].get("normalize", False)
 
     def acktr(variant: tuple[str, dict[str, Any]] | None = None, max_seeds: int | None = None) -> Algo:
-        """The class defaults, or a variant (on the former critic eta_max) labelled by its options."""
+        """The class defaults, or a variant (on the former critic eta_max unless it varies the defaults) labelled by
+        its options."""
         former_name, former_kwargs = ACKTR_BROAD_FORMER_CRITIC
         if variant is None:
             label, extra = "ACKTR", {}
+        elif variant in ACKTR_BROAD_DEFAULT_VARIANTS:
+            label, extra = f"ACKTR {variant[0]}", variant[1]
         elif variant == ACKTR_BROAD_FORMER_CRITIC:
             label, extra = f"ACKTR {former_name}", former_kwargs
         else:
@@ -378,6 +387,7 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
             acktr(ACKTR_BROAD_FORMER_CRITIC),
             *(acktr(variant, max_seeds=3) for variant in ACKTR_BROAD_VARIANTS),
             *([acktr(ACKTR_BROAD_ENTROPY_VARIANT, max_seeds=3)] if env_id in ACKTR_BROAD_ENTROPY_ENVS else []),
+            *(acktr(variant, max_seeds=3) for variant in ACKTR_BROAD_DEFAULT_VARIANTS),
         ],
         quick=Budget(10_000, seeds=1, eval_freq=5_000, n_eval_episodes=2, n_final_episodes=3),
         full=Budget(full_steps, seeds=seeds, eval_freq=full_steps // 10, n_eval_episodes=5, n_final_episodes=10),
