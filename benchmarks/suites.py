@@ -357,6 +357,11 @@ ACKTR_BROAD_ENTROPY_ENVS = ("Pendulum-v1", "MountainCarContinuous-v0", "LunarLan
 ACKTR_BROAD_DEFAULT_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("normalize_advantage=True", {"normalize_advantage": True}),
 )
+#: The current defaults without a critic trust region (a radius no update reaches), on the two envs A2C's zoo runs
+#: without reward normalisation, where ``vf_kl_clip`` (a bound on ``0.5 E[dV^2]`` in reward units) binds on nearly
+#: every update: does the bound hold the critic back there?
+ACKTR_BROAD_UNBOUNDED_CRITIC = ("vf_kl_clip=1e9", {"vf_kl_clip": 1e9})
+ACKTR_BROAD_UNBOUNDED_CRITIC_ENVS = ("CartPole-v1", "LunarLander-v3")
 
 
 def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, seeds: int) -> Entry:
@@ -370,7 +375,7 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
         former_name, former_kwargs = ACKTR_BROAD_FORMER_CRITIC
         if variant is None:
             label, extra = "ACKTR", {}
-        elif variant in ACKTR_BROAD_DEFAULT_VARIANTS:
+        elif variant in ACKTR_BROAD_DEFAULT_VARIANTS or variant == ACKTR_BROAD_UNBOUNDED_CRITIC:
             label, extra = f"ACKTR {variant[0]}", variant[1]
         elif variant == ACKTR_BROAD_FORMER_CRITIC:
             label, extra = f"ACKTR {former_name}", former_kwargs
@@ -388,6 +393,7 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
             *(acktr(variant, max_seeds=3) for variant in ACKTR_BROAD_VARIANTS),
             *([acktr(ACKTR_BROAD_ENTROPY_VARIANT, max_seeds=3)] if env_id in ACKTR_BROAD_ENTROPY_ENVS else []),
             *(acktr(variant, max_seeds=3) for variant in ACKTR_BROAD_DEFAULT_VARIANTS),
+            *([acktr(ACKTR_BROAD_UNBOUNDED_CRITIC, max_seeds=3)] if env_id in ACKTR_BROAD_UNBOUNDED_CRITIC_ENVS else []),
         ],
         quick=Budget(10_000, seeds=1, eval_freq=5_000, n_eval_episodes=2, n_final_episodes=3),
         full=Budget(full_steps, seeds=seeds, eval_freq=full_steps // 10, n_eval_episodes=5, n_final_episodes=10),
