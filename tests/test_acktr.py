@@ -334,6 +334,15 @@ def test_invalid_hyperparameters_raise(name: str, value: Any, owner: str) -> Non
         ACKTR("MlpPolicy", IdentityEnv(3), **{name: value})
 
 
+def test_normalize_advantage_refuses_a_one_sample_rollout() -> None:
+    """The standard deviation of one advantage is NaN: refused at construction (it used to stop the first update with
+    K-FAC's FloatingPointError); two samples train."""
+    message = r"^ACKTR: normalize_advantage needs n_steps \* n_envs >= 2, got n_steps=1, n_envs=1$"
+    with pytest.raises(ValueError, match=message):
+        ACKTR("MlpPolicy", "Pendulum-v1", n_steps=1, normalize_advantage=True)
+    ACKTR("MlpPolicy", "Pendulum-v1", n_steps=2, normalize_advantage=True, seed=0).learn(4)
+
+
 def test_joint_mode_refuses_vf_fisher_coef_zero() -> None:
     """With one joint optimizer the critic-only layers get curvature only from the critic term: 0 is refused at
     construction (it used to raise a RuntimeError in the first update); separate mode accepts it."""

@@ -338,6 +338,13 @@ def test_invalid_hyperparameters(name: str, value: Any) -> None:
         TRPO("MlpPolicy", "CartPole-v1", **{name: value})
 
 
+def test_normalize_advantage_refuses_a_one_sample_rollout() -> None:
+    """The standard deviation of one advantage is NaN (the same check as ACKTR's and PPG's)."""
+    with pytest.raises(ValueError, match=r"^TRPO: normalize_advantage needs n_steps \* n_envs >= 2, got n_steps=1"):
+        TRPO("MlpPolicy", "CartPole-v1", n_steps=1, batch_size=1)
+    TRPO("MlpPolicy", "CartPole-v1", n_steps=1, batch_size=1, normalize_advantage=False)
+
+
 def test_sub_sampling() -> None:
     model = TRPO("MlpPolicy", "CartPole-v1", sub_sampling_factor=4, **TINY)
     model.learn(2 * TINY["n_steps"])

@@ -121,7 +121,14 @@ from sb3_natgrad.acktr.stats_batch import StatsBatch
 from sb3_natgrad.acktr.unrecorded import UnrecordedRollouts
 from sb3_natgrad.common.fisher import detach_distribution, index_observations, mean_kl, sample_fisher_actions
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters, shared_parameters
-from sb3_natgrad.common.validation import check_bool, check_choice, check_int, check_number, check_rate
+from sb3_natgrad.common.validation import (
+    check_advantage_batch,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_rate,
+)
 from sb3_natgrad.optim.kfac import FALLBACKS, KFAC, fisher_backward
 from sb3_natgrad.optim.kfac_layers import DAMPING_MODES
 
@@ -321,6 +328,7 @@ class ACKTR(OnPolicyAlgorithm):
         check_int("ACKTR", "kl_batch_size", kl_batch_size, allow_none=True)
         check_bool("ACKTR", "stats_replay", stats_replay)
         check_bool("ACKTR", "normalize_advantage", normalize_advantage)
+        check_advantage_batch("ACKTR", normalize_advantage, n_steps, None if self.env is None else self.env.num_envs)
         check_choice("ACKTR", "kfac_mode", kfac_mode, KFAC_MODES)
         check_choice("ACKTR", "vf_activation_fn", vf_activation_fn, [*ACTIVATIONS, None])
         check_choice("ACKTR", "fisher_fallback", fisher_fallback, FALLBACKS)

@@ -71,3 +71,14 @@ def check_bool(owner: str, name: str, value: Any) -> None:
     """Raise ``ValueError`` unless ``value`` is a bool."""
     if not isinstance(value, bool):
         raise ValueError(f"{owner}: {name} must be a bool, got {value!r}")
+
+
+def check_advantage_batch(owner: str, normalize_advantage: bool, n_steps: int, n_envs: int | None) -> None:
+    """Raise ``ValueError`` when ``normalize_advantage`` would standardise a one-sample rollout (its std is NaN).
+
+    :param n_envs: the environment's number of copies, ``None`` without an environment (checked when one is set).
+    """
+    if normalize_advantage and n_envs is not None and n_steps * n_envs < 2:
+        raise ValueError(
+            f"{owner}: normalize_advantage needs n_steps * n_envs >= 2, got n_steps={n_steps!r}, n_envs={n_envs!r}"
+        )

@@ -79,7 +79,14 @@ from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from torch.nn import functional as F
 
 from sb3_natgrad.common.policies import actor_parameters
-from sb3_natgrad.common.validation import check_bool, check_choice, check_int, check_number, check_rate
+from sb3_natgrad.common.validation import (
+    check_advantage_batch,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_rate,
+)
 from sb3_natgrad.ppg.aux_buffer import AuxiliaryBuffer
 from sb3_natgrad.ppg.policies import ARCHS, CnnPolicy, MlpPolicy, MultiInputPolicy, PPGPolicy
 
@@ -234,10 +241,7 @@ class PPG(PPO):
             device=device,
             _init_setup_model=False,
         )
-        if normalize_advantage and self.env is not None and self.env.num_envs * n_steps < 2:
-            raise ValueError(
-                f"PPG: normalize_advantage needs n_steps * n_envs >= 2, got n_steps={n_steps!r}, n_envs={self.env.num_envs!r}"
-            )
+        check_advantage_batch("PPG", normalize_advantage, n_steps, None if self.env is None else self.env.num_envs)
         self.normalize_advantage = normalize_advantage
         self.policy_kwargs = {**self.policy_kwargs, "arch": arch}  # a copy: the caller's dict may be reused
         self.n_policy_iterations = n_policy_iterations

@@ -32,7 +32,7 @@ from sb3_natgrad.common.fisher import (
 from sb3_natgrad.common.fused import use_fused_adam
 from sb3_natgrad.common.line_search import LineSearchResult, backtracking_line_search, natural_gradient_step
 from sb3_natgrad.common.policies import actor_parameters, critic_parameters
-from sb3_natgrad.common.validation import check_bool, check_choice, check_int, check_number
+from sb3_natgrad.common.validation import check_advantage_batch, check_bool, check_choice, check_int, check_number
 from sb3_natgrad.trpo.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 SelfTRPO = TypeVar("SelfTRPO", bound="TRPO")
@@ -217,12 +217,7 @@ class TRPO(OnPolicyAlgorithm):
         self.normalize_advantage = normalize_advantage
         if self.env is not None:
             buffer_size = self.env.num_envs * self.n_steps
-            # Advantage normalization needs at least two samples (std of one sample is NaN).
-            if normalize_advantage and buffer_size <= 1:
-                raise ValueError(
-                    f"n_steps * n_envs must be greater than 1 to normalize advantages, got n_steps={self.n_steps} "
-                    f"and n_envs={self.env.num_envs}"
-                )
+            check_advantage_batch("TRPO", normalize_advantage, self.n_steps, self.env.num_envs)
             if critic == "adam" and buffer_size % batch_size > 0:
                 warnings.warn(
                     f"You have specified a mini-batch size of {batch_size}, but because the `RolloutBuffer` is of size "
