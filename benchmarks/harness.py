@@ -128,6 +128,26 @@ def _kill_group(process: subprocess.Popen) -> None:
         pass
 
 
+def run_unless_taken(
+    spec: RunSpec, results: Path, work_dir: Path, timeout_s: float, running: _Running | None = None
+) -> RunOutcome | None:
+    """:func:`run_in_subprocess` under an exclusive lock on the run's ``.lock`` file in ``work_dir``, or ``None``
+    when another harness holds the lock or ``results`` has gained the run since this harness planned it.
+
+    Two harnesses whose selections overlap otherwise both run it, append it twice, and the later one resumes from the
+    other's checkpoints (a different result for the same seed).
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with open(work_dir / f"{spec.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        if not split_pending([spec], read_records(results))[0]:
+            return None
+        return run_in_subprocess(spec, work_dir, timeout_s, running)  # the lock is released when the file closes
+
+
 def run_in_subprocess(spec: RunSpec, work_dir: Path, timeout_s: float, running: _Running | None = None) -> RunOutcome:
     """Run ``spec`` in ``python -m benchmarks.worker`` with a wall-clock limit."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -233,24 +253,30 @@ def run_suite(
     finished: list[RunOutcome] = []
     failed: list[RunOutcome] = []
     running = _Running()
+    taken = 0  # runs another harness was running or had finished
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures: set[Future[RunOutcome]] = {
-            pool.submit(run_in_subprocess, spec, work_dir, timeout_s or spec.timeout_s, running) for spec in pending
+        futures: set[Future[RunOutcome | None]] = {
+            pool.submit(run_unless_taken, spec, results, work_dir, timeout_s or spec.timeout_s, running) for spec in pending
         }
         try:
             while futures:
                 done, futures = wait(futures, return_when=FIRST_COMPLETED)
                 for future in done:
                     outcome = future.result()
+                    if outcome is None:
+                        taken += 1
+                        continue
                     if outcome.record is not None:
                         append_record(results, outcome.record)
                         finished.append(outcome)
                     else:
                         failed.append(outcome)
-                    log(f"[{len(finished) + len(failed)}/{len(pending)}] {_describe(outcome)}")
+                    log(f"[{len(finished) + len(failed) + taken}/{len(pending)}] {_describe(outcome)}")
         except KeyboardInterrupt:
             for future in futures:
                 future.cancel()
             running.kill_all()
             raise
-    return SuiteRun(planned=len(runs), skipped=len(runs) - len(pending), finished=finished, failed=failed, stale=stale)
+    if taken:
+        log(f"{taken} run(s) left to another harness (running or finished there)")
+    return SuiteRun(planned=len(runs), skipped=len(runs) - len(pending) + taken, finished=finished, failed=failed, stale=stale)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from benchmarks.harness import append_record, read_records, run_suite, split_pending
+from benchmarks.harness import append_record, read_records, run_suite, run_unless_taken, split_pending
 from benchmarks.overhead import (
     OnPolicyProtocol,
     OverheadSettings,
@@ -490,6 +490,28 @@ def test_subprocess_run_appends_json_line_and_resumes(tmp_path: Path) -> None:
     again = run_suite(suite, "quick", tmp_path, jobs=1, **kwargs)
     assert (again.planned, again.skipped, again.finished) == (2, 2, [])
     assert len(read_records(tmp_path / "results.jsonl")) == 2
+
+
+def test_a_run_another_harness_holds_or_finished_is_left_to_it(tmp_path: Path) -> None:
+    """Two harnesses with overlapping selections: a run whose lock another holds is not started (it used to run twice,
+    the later copy resuming from the other's checkpoints), nor one appended to the results after this one planned."""
+    import fcntl
+
+    suite = _tiny_suite(timesteps=500, seeds=1)
+    work = tmp_path / "work"
+    work.mkdir()
+    held = next(spec for spec in plan_runs(suite, "quick") if spec.label == "cand")
+    with open(work / f"{held.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another harness running it
+        summary = run_suite(suite, "quick", tmp_path, only_algo=["cand"], work_dir=work, log=lambda _: None)
+    assert (summary.planned, summary.skipped, summary.finished, summary.failed) == (1, 1, [], [])
+    assert read_records(tmp_path / "results.jsonl") == [] and not (work / f"{held.name}.spec.json").exists()
+
+    record = {"profile": held.profile, "env_id": held.env_id, "label": held.label, "seed": held.seed}
+    record |= {"n_timesteps": held.n_timesteps, "config_hash": held.config_hash()}
+    append_record(tmp_path / "results.jsonl", record)  # finished by another harness since planning
+    assert run_unless_taken(held, tmp_path / "results.jsonl", work, timeout_s=60) is None
+    assert not (work / f"{held.name}.spec.json").exists()
 
 
 # --------------------------------------------------------------------------------------------------
