@@ -328,7 +328,7 @@ class ACKTR(OnPolicyAlgorithm):
         check_int("ACKTR", "kl_batch_size", kl_batch_size, allow_none=True)
         check_bool("ACKTR", "stats_replay", stats_replay)
         check_bool("ACKTR", "normalize_advantage", normalize_advantage)
-        check_advantage_batch("ACKTR", normalize_advantage, n_steps, None if self.env is None else self.env.num_envs)
+        check_advantage_batch("ACKTR", normalize_advantage, n_steps, self.env)
         check_choice("ACKTR", "kfac_mode", kfac_mode, KFAC_MODES)
         check_choice("ACKTR", "vf_activation_fn", vf_activation_fn, [*ACTIVATIONS, None])
         check_choice("ACKTR", "fisher_fallback", fisher_fallback, FALLBACKS)

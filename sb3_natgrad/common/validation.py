@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
 
 
 def _is_number(value: Any) -> bool:
@@ -73,12 +76,12 @@ def check_bool(owner: str, name: str, value: Any) -> None:
         raise ValueError(f"{owner}: {name} must be a bool, got {value!r}")
 
 
-def check_advantage_batch(owner: str, normalize_advantage: bool, n_steps: int, n_envs: int | None) -> None:
+def check_advantage_batch(owner: str, normalize_advantage: bool, n_steps: int, env: VecEnv | None) -> None:
     """Raise ``ValueError`` when ``normalize_advantage`` would standardise a one-sample rollout (its std is NaN).
 
-    :param n_envs: the environment's number of copies, ``None`` without an environment (checked when one is set).
+    :param env: the algorithm's environment; ``None`` (no environment yet) passes, the check runs when one is set.
     """
-    if normalize_advantage and n_envs is not None and n_steps * n_envs < 2:
+    if normalize_advantage and env is not None and n_steps * env.num_envs < 2:
         raise ValueError(
-            f"{owner}: normalize_advantage needs n_steps * n_envs >= 2, got n_steps={n_steps!r}, n_envs={n_envs!r}"
+            f"{owner}: normalize_advantage needs n_steps * n_envs >= 2, got n_steps={n_steps!r}, n_envs={env.num_envs!r}"
         )

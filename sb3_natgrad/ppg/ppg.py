@@ -241,7 +241,7 @@ class PPG(PPO):
             device=device,
             _init_setup_model=False,
         )
-        check_advantage_batch("PPG", normalize_advantage, n_steps, None if self.env is None else self.env.num_envs)
+        check_advantage_batch("PPG", normalize_advantage, n_steps, self.env)
         self.normalize_advantage = normalize_advantage
         self.policy_kwargs = {**self.policy_kwargs, "arch": arch}  # a copy: the caller's dict may be reused
         self.n_policy_iterations = n_policy_iterations

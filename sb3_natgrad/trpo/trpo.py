@@ -217,7 +217,7 @@ class TRPO(OnPolicyAlgorithm):
         self.normalize_advantage = normalize_advantage
         if self.env is not None:
             buffer_size = self.env.num_envs * self.n_steps
-            check_advantage_batch("TRPO", normalize_advantage, self.n_steps, self.env.num_envs)
+            check_advantage_batch("TRPO", normalize_advantage, self.n_steps, self.env)
             if critic == "adam" and buffer_size % batch_size > 0:
                 warnings.warn(
                     f"You have specified a mini-batch size of {batch_size}, but because the `RolloutBuffer` is of size "
