@@ -108,6 +108,9 @@ def exact_fisher(model: ACKTR, obs: th.Tensor, coef: float, params: list[nn.Para
         dist_out = functional_call(policy.action_net, _sub(tensors, "action_net."), (latent_pi,))[0]
         if gaussian:  # (mean, log_std): the log-probability depends on both
             log_std = tensors.get("log_std", policy.log_std)
+            if model.use_sde:  # gSDE: sigma(s)^2 = latent^2 @ exp(log_std)^2 + eps, latent detached (SB3's default)
+                variance = (latent_pi.detach() ** 2) @ th.exp(log_std) ** 2 + 1e-6  # [1, n]
+                log_std = 0.5 * th.log(variance[0])
             dist_out = th.cat([dist_out, log_std])
         value = functional_call(policy.value_net, _sub(tensors, "value_net."), (latent_vf,))[0]
         return dist_out, value
@@ -159,11 +162,14 @@ def test_joint_fisher_loss_matches_exact_fisher_shared_trunk(coef: float) -> Non
     assert relative_error(estimate, wrong) > 0.15
 
 
-def test_separate_fisher_losses_match_exact_fishers_gaussian() -> None:
+@pytest.mark.parametrize("use_sde", [False, True])
+def test_separate_fisher_losses_match_exact_fishers_gaussian(use_sde: bool) -> None:
+    """Both Gaussian policies: a state-independent std and gSDE's state-dependent one."""
     th.manual_seed(0)
     model = ACKTR(
         "MlpPolicy",
         VectorObsEnv(spaces.Box(-1.0, 1.0, (2,), np.float32)),
+        use_sde=use_sde,
         policy_kwargs=dict(net_arch=dict(pi=[3], vf=[3]), log_std_init=-0.5),
         seed=0,
     )
@@ -604,24 +610,32 @@ def _closed_form_update_kl(model: ACKTR, before: dict[str, th.Tensor], obs: th.T
 
 
 def _gaussian_mean_log_std(model: ACKTR, state: dict[str, th.Tensor], obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-    policy = copy.deepcopy(model.policy)
-    policy.load_state_dict(state)
+    """Mean and log std of the policy with parameters ``state`` at ``obs`` (flat observations); with gSDE the std is
+    ``sqrt(latent^2 @ exp(log_std)^2 + eps)`` (SB3's ``StateDependentNoiseDistribution``, full std)."""
+    policy = model.policy
     with th.no_grad():
-        mean = policy.action_net(policy.mlp_extractor.forward_actor(obs))  # [B, d]
-    return mean, policy.log_std.detach().expand_as(mean)
+        latent_pi, _ = functional_call(policy.mlp_extractor, _sub(state, "mlp_extractor."), (obs,))  # [B, h]
+        mean = functional_call(policy.action_net, _sub(state, "action_net."), (latent_pi,))  # [B, d]
+        if model.use_sde:
+            log_std = 0.5 * th.log(latent_pi**2 @ state["log_std"].exp() ** 2 + 1e-6)  # [B, d]
+        else:
+            log_std = state["log_std"].expand_as(mean)
+    return mean, log_std
 
 
+@pytest.mark.parametrize("use_sde", [False, True])
 @pytest.mark.parametrize("env", ["Pendulum-v1", "box3"])
 @pytest.mark.parametrize("target_kl, factor", [(1e3, 1.5), (1e-12, 1 / 1.5)])
-def test_target_kl_measures_the_update_kl_and_adapts_eta_max(env: str, target_kl: float, factor: float) -> None:
+def test_target_kl_measures_the_update_kl_and_adapts_eta_max(env: str, target_kl: float, factor: float, use_sde: bool) -> None:
     """The logged KL of an update equals the closed-form KL between the diagonal Gaussians before and after
-    it; the next update's eta_max is the schedule times 1.5 (KL below target_kl / 2) or divided by 1.5."""
+    it (a state-independent std or gSDE's state-dependent one); the next update's eta_max is the
+    schedule times 1.5 (KL below target_kl / 2) or divided by 1.5."""
     snapshot = _SnapshotPolicy()
     # a large step (KL ~ 1e-2), so that float32 rounding in the measured KL stays far below the tolerance
     kwargs = dict(learning_rate=0.5, kl_clip=0.05, momentum=0.0, target_kl=target_kl)
     # box3: 3-d actions, whose KL is the sum over the dimensions
     env_or_id = VectorObsEnv(spaces.Box(-1.0, 1.0, (3,), np.float32)) if env == "box3" else env
-    model = ACKTR("MlpPolicy", env_or_id, n_steps=32, seed=0, **kwargs)
+    model = ACKTR("MlpPolicy", env_or_id, n_steps=32, seed=0, use_sde=use_sde, **kwargs)
     model.learn(32, callback=snapshot)  # one rollout, one update
     obs = th.as_tensor(model.rollout_buffer.observations.reshape(32, -1))
     closed_form = _closed_form_update_kl(model, snapshot.snapshots[0], obs)
