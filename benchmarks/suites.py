@@ -371,6 +371,14 @@ ACKTR_BROAD_BOX_ENVS = (
     "HalfCheetah-v5",
     "Hopper-v5",
 )
+#: gSDE together with the smaller actor trust region and slower critic of the ``acktr`` benchmark's Hopper settings
+#: (``ACKTR_HOPPER_AT_A2C_BATCH``), where a single-seed 300k probe reached 1289 with gSDE and 325 without: is it the
+#: noise, or the noise with smaller steps, that Hopper needs?
+ACKTR_BROAD_SDE_SMALL_STEPS = (
+    "use_sde=True, kl_clip=0.0002, vf_learning_rate=0.005",
+    {"use_sde": True, "kl_clip": 0.0002, "vf_learning_rate": 0.005},
+)
+ACKTR_BROAD_SDE_SMALL_STEPS_ENVS = ("Hopper-v5",)
 #: The current defaults without a critic trust region (a radius no update reaches), on the two envs A2C's zoo runs
 #: without reward normalisation, where ``vf_kl_clip`` (a bound on ``0.5 E[dV^2]`` in reward units) binds on nearly
 #: every update: does the bound hold the critic back there?
@@ -390,7 +398,12 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
         former_name, former_kwargs = ACKTR_BROAD_FORMER_CRITIC
         if variant is None:
             label, extra = "ACKTR", {}
-        elif variant in (*ACKTR_BROAD_DEFAULT_VARIANTS, ACKTR_BROAD_UNBOUNDED_CRITIC, ACKTR_BROAD_SDE_VARIANT):
+        elif variant in (
+            *ACKTR_BROAD_DEFAULT_VARIANTS,
+            ACKTR_BROAD_UNBOUNDED_CRITIC,
+            ACKTR_BROAD_SDE_VARIANT,
+            ACKTR_BROAD_SDE_SMALL_STEPS,
+        ):
             label, extra = f"ACKTR {variant[0]}", variant[1]
         elif variant == ACKTR_BROAD_FORMER_CRITIC:
             label, extra = f"ACKTR {former_name}", former_kwargs
@@ -409,6 +422,7 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
             *([acktr(ACKTR_BROAD_ENTROPY_VARIANT, max_seeds=3)] if env_id in ACKTR_BROAD_ENTROPY_ENVS else []),
             *(acktr(variant) for variant in ACKTR_BROAD_DEFAULT_VARIANTS),
             *([acktr(ACKTR_BROAD_SDE_VARIANT)] if env_id in ACKTR_BROAD_BOX_ENVS else []),
+            *([acktr(ACKTR_BROAD_SDE_SMALL_STEPS)] if env_id in ACKTR_BROAD_SDE_SMALL_STEPS_ENVS else []),
             *(
                 [acktr(ACKTR_BROAD_UNBOUNDED_CRITIC, max_seeds=ACKTR_BROAD_UNBOUNDED_CRITIC_SEEDS[env_id])]
                 if env_id in ACKTR_BROAD_UNBOUNDED_CRITIC_SEEDS
