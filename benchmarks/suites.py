@@ -359,9 +359,10 @@ ACKTR_BROAD_DEFAULT_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("normalize_advantage=True", {"normalize_advantage": True}),
 )
 #: The current defaults with gSDE (SB3's ``use_sde=True`` as it comes: ``log_std_init=0``, noise resampled at each
-#: rollout) on the Box envs, on as many seeds as the defaults (a candidate default): exploration noise as the cause
-#: where ACKTR loses (MountainCarContinuous: 3 of 10 seeds never reach the goal; Hopper: the action std falls from
-#: 0.79 to 0.41 in 95k steps), and A2C's zoo entries explore with gSDE on four of the six.
+#: rollout) on the Box envs, on as many seeds as the defaults: exploration noise as the cause where ACKTR loses
+#: (MountainCarContinuous: 3 of 10 seeds never reach the goal; Hopper: the action std falls from 0.79 to 0.41 in 95k
+#: steps), and A2C's zoo entries explore with gSDE on four of the six. Not made the default: it won on
+#: MountainCarContinuous only (docs/algorithms/acktr.md, "Exploration noise: gSDE").
 ACKTR_BROAD_SDE_VARIANT = ("use_sde=True", {"use_sde": True})
 ACKTR_BROAD_BOX_ENVS = (
     "Pendulum-v1",
