@@ -379,6 +379,8 @@ ACKTR_BROAD_SDE_SMALL_STEPS = (
     "use_sde=True, kl_clip=0.0002, vf_learning_rate=0.005",
     {"use_sde": True, "kl_clip": 0.0002, "vf_learning_rate": 0.005},
 )
+#: The same without the slower critic: which of the three does Hopper need?
+ACKTR_BROAD_SDE_SMALL_ACTOR_STEPS = ("use_sde=True, kl_clip=0.0002", {"use_sde": True, "kl_clip": 0.0002})
 ACKTR_BROAD_SDE_SMALL_STEPS_ENVS = ("Hopper-v5",)
 #: The current defaults without a critic trust region (a radius no update reaches), on the two envs A2C's zoo runs
 #: without reward normalisation, where ``vf_kl_clip`` (a bound on ``0.5 E[dV^2]`` in reward units) binds on nearly
@@ -404,6 +406,7 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
             ACKTR_BROAD_UNBOUNDED_CRITIC,
             ACKTR_BROAD_SDE_VARIANT,
             ACKTR_BROAD_SDE_SMALL_STEPS,
+            ACKTR_BROAD_SDE_SMALL_ACTOR_STEPS,
         ):
             label, extra = f"ACKTR {variant[0]}", variant[1]
         elif variant == ACKTR_BROAD_FORMER_CRITIC:
@@ -423,7 +426,11 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
             *([acktr(ACKTR_BROAD_ENTROPY_VARIANT, max_seeds=3)] if env_id in ACKTR_BROAD_ENTROPY_ENVS else []),
             *(acktr(variant) for variant in ACKTR_BROAD_DEFAULT_VARIANTS),
             *([acktr(ACKTR_BROAD_SDE_VARIANT)] if env_id in ACKTR_BROAD_BOX_ENVS else []),
-            *([acktr(ACKTR_BROAD_SDE_SMALL_STEPS)] if env_id in ACKTR_BROAD_SDE_SMALL_STEPS_ENVS else []),
+            *(
+                [acktr(ACKTR_BROAD_SDE_SMALL_STEPS), acktr(ACKTR_BROAD_SDE_SMALL_ACTOR_STEPS)]
+                if env_id in ACKTR_BROAD_SDE_SMALL_STEPS_ENVS
+                else []
+            ),
             *(
                 [acktr(ACKTR_BROAD_UNBOUNDED_CRITIC, max_seeds=ACKTR_BROAD_UNBOUNDED_CRITIC_SEEDS[env_id])]
                 if env_id in ACKTR_BROAD_UNBOUNDED_CRITIC_SEEDS
