@@ -390,6 +390,16 @@ ACKTR_BROAD_UNBOUNDED_CRITIC = ("vf_kl_clip=1e9", {"vf_kl_clip": 1e9})
 ACKTR_BROAD_UNBOUNDED_CRITIC_SEEDS = {"CartPole-v1": 3, "LunarLander-v3": 1}
 
 
+#: The variants of the current defaults (labelled by their own options alone); the others run on the former critic.
+ACKTR_BROAD_ON_DEFAULTS = (
+    *ACKTR_BROAD_DEFAULT_VARIANTS,
+    ACKTR_BROAD_SDE_VARIANT,
+    ACKTR_BROAD_SDE_SMALL_STEPS,
+    ACKTR_BROAD_SDE_SMALL_ACTOR_STEPS,
+    ACKTR_BROAD_UNBOUNDED_CRITIC,
+)
+
+
 def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, seeds: int) -> Entry:
     """One env of ``acktr_broad``: zoo-tuned A2C against ACKTR's class defaults at A2C's batch and VecNormalize."""
     # VecNormalize is not a constructor argument (share_with_reference cannot fall back to a default): read A2C's entry
@@ -401,13 +411,7 @@ def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, 
         former_name, former_kwargs = ACKTR_BROAD_FORMER_CRITIC
         if variant is None:
             label, extra = "ACKTR", {}
-        elif variant in (
-            *ACKTR_BROAD_DEFAULT_VARIANTS,
-            ACKTR_BROAD_UNBOUNDED_CRITIC,
-            ACKTR_BROAD_SDE_VARIANT,
-            ACKTR_BROAD_SDE_SMALL_STEPS,
-            ACKTR_BROAD_SDE_SMALL_ACTOR_STEPS,
-        ):
+        elif variant in ACKTR_BROAD_ON_DEFAULTS:
             label, extra = f"ACKTR {variant[0]}", variant[1]
         elif variant == ACKTR_BROAD_FORMER_CRITIC:
             label, extra = f"ACKTR {former_name}", former_kwargs

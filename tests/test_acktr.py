@@ -108,9 +108,8 @@ def exact_fisher(model: ACKTR, obs: th.Tensor, coef: float, params: list[nn.Para
         dist_out = functional_call(policy.action_net, _sub(tensors, "action_net."), (latent_pi,))[0]
         if gaussian:  # (mean, log_std): the log-probability depends on both
             log_std = tensors.get("log_std", policy.log_std)
-            if model.use_sde:  # gSDE: sigma(s)^2 = latent^2 @ exp(log_std)^2 + eps, latent detached (SB3's default)
-                variance = (latent_pi.detach() ** 2) @ th.exp(log_std) ** 2 + 1e-6  # [1, n]
-                log_std = 0.5 * th.log(variance[0])
+            if model.use_sde:
+                log_std = gsde_log_std(latent_pi, log_std)[0]
             dist_out = th.cat([dist_out, log_std])
         value = functional_call(policy.value_net, _sub(tensors, "value_net."), (latent_vf,))[0]
         return dist_out, value
@@ -129,6 +128,12 @@ def exact_fisher(model: ACKTR, obs: th.Tensor, coef: float, params: list[nn.Para
             out_fisher = th.diag(p) - th.outer(p, p)
         fisher += (j_out.T.double() @ out_fisher.double() @ j_out.double()) + coef**2 * (j_v.T.double() @ j_v.double())
     return fisher / obs.shape[0]
+
+
+def gsde_log_std(latent_pi: th.Tensor, log_std: th.Tensor) -> th.Tensor:
+    """``[B, d]`` log std of gSDE's Gaussian (SB3's ``StateDependentNoiseDistribution``, full std, features not
+    learnt): ``sigma(s)^2 = latent(s)^2 @ exp(log_std)^2 + eps`` from ``[B, h]`` latents and the ``[h, d]`` parameter."""
+    return 0.5 * th.log(latent_pi.detach() ** 2 @ log_std.exp() ** 2 + 1e-6)
 
 
 def _sub(tensors: dict[str, th.Tensor], prefix: str) -> dict[str, th.Tensor]:
@@ -610,16 +615,12 @@ def _closed_form_update_kl(model: ACKTR, before: dict[str, th.Tensor], obs: th.T
 
 
 def _gaussian_mean_log_std(model: ACKTR, state: dict[str, th.Tensor], obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-    """Mean and log std of the policy with parameters ``state`` at ``obs`` (flat observations); with gSDE the std is
-    ``sqrt(latent^2 @ exp(log_std)^2 + eps)`` (SB3's ``StateDependentNoiseDistribution``, full std)."""
+    """Mean and log std of the policy with parameters ``state`` at ``obs`` (flat observations)."""
     policy = model.policy
     with th.no_grad():
         latent_pi, _ = functional_call(policy.mlp_extractor, _sub(state, "mlp_extractor."), (obs,))  # [B, h]
         mean = functional_call(policy.action_net, _sub(state, "action_net."), (latent_pi,))  # [B, d]
-        if model.use_sde:
-            log_std = 0.5 * th.log(latent_pi**2 @ state["log_std"].exp() ** 2 + 1e-6)  # [B, d]
-        else:
-            log_std = state["log_std"].expand_as(mean)
+        log_std = gsde_log_std(latent_pi, state["log_std"]) if model.use_sde else state["log_std"].expand_as(mean)
     return mean, log_std
 
 

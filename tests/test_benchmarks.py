@@ -5,6 +5,7 @@ No test reads a committed result file: each writes the JSONL it checks."""
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 from dataclasses import replace
@@ -495,8 +496,6 @@ def test_subprocess_run_appends_json_line_and_resumes(tmp_path: Path) -> None:
 def test_a_run_another_harness_holds_or_finished_is_left_to_it(tmp_path: Path) -> None:
     """Two harnesses with overlapping selections: a run whose lock another holds is not started (it used to run twice,
     the later copy resuming from the other's checkpoints), nor one appended to the results after this one planned."""
-    import fcntl
-
     suite = _tiny_suite(timesteps=500, seeds=1)
     work = tmp_path / "work"
     work.mkdir()
