@@ -25,10 +25,14 @@ class _RandomObsEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        return self.observation_space.sample(), {}
+        return self._observation(), {}
+
+    def _observation(self) -> np.ndarray:
+        # from the env's generator, which reset(seed=...) seeds, so that a seeded model sees the same data
+        return self.np_random.uniform(-1.0, 1.0, 2).astype(np.float32)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        return self.observation_space.sample(), 0.0, False, False, {}
+        return self._observation(), 0.0, False, False, {}
 
 
 class _KeepRollouts(BaseCallback):
