@@ -22,6 +22,7 @@ import pytest
 import torch as th
 from algorithms import ACTION_ENVS
 from gymnasium import spaces
+from helpers import RandomObsEnv
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.envs import (
     FakeImageEnv,
@@ -50,25 +51,6 @@ class TinyTrunk(BaseFeaturesExtractor):
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
         return th.tanh(self.linear(obs.flatten(1)))
-
-
-class VectorObsEnv(gym.Env):
-    """Tiny env with 2-d continuous observations and a given action space (only spaces are used)."""
-
-    def __init__(self, action_space: spaces.Space) -> None:
-        self.observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.action_space = action_space
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        return self._observation(), {}
-
-    def _observation(self) -> np.ndarray:
-        # from the env's generator, which reset(seed=...) seeds, so that a seeded model sees the same data
-        return self.np_random.uniform(-1.0, 1.0, 2).astype(np.float32)
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        return self._observation(), 0.0, False, False, {}
 
 
 def per_sample_fisher(model: ACKTR, obs: th.Tensor, coef: float, params: list[nn.Parameter], chunk: int = 500) -> th.Tensor:
@@ -154,7 +136,7 @@ def test_joint_fisher_loss_matches_exact_fisher_shared_trunk(coef: float) -> Non
     th.manual_seed(0)
     model = ACKTR(
         "MlpPolicy",
-        VectorObsEnv(spaces.Discrete(3)),
+        RandomObsEnv(spaces.Discrete(3)),
         vf_fisher_coef=coef,
         policy_kwargs=dict(features_extractor_class=TinyTrunk, net_arch=[]),
         seed=0,
@@ -177,7 +159,7 @@ def test_separate_fisher_losses_match_exact_fishers_gaussian(use_sde: bool) -> N
     th.manual_seed(0)
     model = ACKTR(
         "MlpPolicy",
-        VectorObsEnv(spaces.Box(-1.0, 1.0, (2,), np.float32)),
+        RandomObsEnv(spaces.Box(-1.0, 1.0, (2,), np.float32)),
         use_sde=use_sde,
         policy_kwargs=dict(net_arch=dict(pi=[3], vf=[3]), log_std_init=-0.5),
         seed=0,
@@ -571,7 +553,7 @@ def test_stats_batch_size_records_factors_on_the_drawn_rows_only(kfac_mode: str,
     """With ``stats_batch_size=m`` the first input factor is ``E[a a^T]`` over exactly ``m`` distinct rows of
     the rollout (explicit sum over them), and every layer saw a batch of ``m``."""
     drawn = _record_drawn_rows(monkeypatch)
-    env = VectorObsEnv(spaces.Discrete(3))
+    env = RandomObsEnv(spaces.Discrete(3))
     model = ACKTR("MlpPolicy", env, n_steps=16, stats_batch_size=5, kfac_mode=kfac_mode, seed=0)
     model.learn(16)  # one rollout of 16 samples, one update
     assert len(drawn) == 1 and drawn[0].shape == (5, 2)
@@ -639,7 +621,7 @@ def test_target_kl_measures_the_update_kl_and_adapts_eta_max(env: str, target_kl
     # a large step (KL ~ 1e-2), so that float32 rounding in the measured KL stays far below the tolerance
     kwargs = dict(learning_rate=0.5, kl_clip=0.05, momentum=0.0, target_kl=target_kl)
     # box3: 3-d actions, whose KL is the sum over the dimensions
-    env_or_id = VectorObsEnv(spaces.Box(-1.0, 1.0, (3,), np.float32)) if env == "box3" else env
+    env_or_id = RandomObsEnv(spaces.Box(-1.0, 1.0, (3,), np.float32)) if env == "box3" else env
     model = ACKTR("MlpPolicy", env_or_id, n_steps=32, seed=0, use_sde=use_sde, **kwargs)
     model.learn(32, callback=snapshot)  # one rollout, one update
     obs = th.as_tensor(model.rollout_buffer.observations.reshape(32, -1))

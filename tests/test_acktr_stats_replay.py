@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import gymnasium as gym
-import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from helpers import RandomObsEnv
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.envs import IdentityEnv, SimpleMultiObsEnv
 
@@ -17,22 +16,9 @@ from sb3_natgrad.acktr.stats_batch import StatsBatch
 from sb3_natgrad.acktr.unrecorded import UnrecordedRollouts
 
 
-class _RandomObsEnv(gym.Env):
+def _random_obs_env() -> RandomObsEnv:
     """2-d uniform observations, Discrete(3) actions, no reward: only the observations matter here."""
-
-    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-    action_space = spaces.Discrete(3)
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        return self._observation(), {}
-
-    def _observation(self) -> np.ndarray:
-        # from the env's generator, which reset(seed=...) seeds, so that a seeded model sees the same data
-        return self.np_random.uniform(-1.0, 1.0, 2).astype(np.float32)
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        return self._observation(), 0.0, False, False, {}
+    return RandomObsEnv(spaces.Discrete(3))
 
 
 class _KeepRollouts(BaseCallback):
@@ -63,7 +49,7 @@ def test_recording_sees_every_rollout_since_the_last(kfac_mode: str) -> None:
     decay = 0.9
     model = ACKTR(
         "MlpPolicy",
-        _RandomObsEnv(),
+        _random_obs_env(),
         n_steps=4,
         stats_interval=3,
         stats_replay=True,
@@ -85,7 +71,7 @@ def test_without_replay_the_recording_sees_its_own_rollout_only() -> None:
     """The counterpart with stats_replay off: the second recording is rollout 3's alone (the test above can fail)."""
     keep = _KeepRollouts()
     no_replay = dict(stats_replay=False, stats_batch_size=None)
-    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, stat_decay=0.9, seed=0, **no_replay)
+    model = ACKTR("MlpPolicy", _random_obs_env(), n_steps=4, stats_interval=3, stat_decay=0.9, seed=0, **no_replay)
     model.learn(4 * 4, callback=keep)
     r0, _, _, r3 = keep.rollouts
     first_layer = next(layer for layer in model.optimizers[0].layers if layer.name.endswith("policy_net.0"))
@@ -96,7 +82,7 @@ def test_without_replay_the_recording_sees_its_own_rollout_only() -> None:
 def test_stats_batch_size_draws_from_the_pooled_rollouts() -> None:
     """With stats_batch_size the recording draws m distinct rows of the pooled rollouts."""
     keep = _KeepRollouts()
-    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, stats_replay=True, stats_batch_size=6, seed=0)
+    model = ACKTR("MlpPolicy", _random_obs_env(), n_steps=4, stats_interval=3, stats_replay=True, stats_batch_size=6, seed=0)
     model.learn(4 * 4, callback=keep)
     assert all(layer.batch_size == 6 for opt in model.optimizers for layer in opt.layers)
 
@@ -164,7 +150,7 @@ def test_a_failed_recording_keeps_the_unrecorded_rollouts(monkeypatch: pytest.Mo
     the retried recording still sees every rollout since the last one."""
     import sb3_natgrad.acktr.acktr as acktr_module
 
-    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, stats_replay=True, seed=0)
+    model = ACKTR("MlpPolicy", _random_obs_env(), n_steps=4, stats_interval=3, stats_replay=True, seed=0)
     model.learn(3 * 4)  # updates 0 (recorded), 1 and 2 (kept)
     window = model.unrecorded_rollouts
     assert window is not None and len(window) == 2
@@ -204,7 +190,7 @@ def test_pooled_recording_shares_the_losses_forward_pass(kl_batch_size: int | No
     def run(shared: bool) -> tuple[ACKTR, int]:
         model = ACKTR(
             "MlpPolicy",
-            "CartPole-v1",  # seeded observations (_RandomObsEnv's are not), so that both runs see the same rollouts
+            "CartPole-v1",  # seeded observations, so that both runs see the same rollouts
             n_steps=4,
             stats_interval=3,
             stats_replay=True,
@@ -266,7 +252,7 @@ def test_stats_batch_says_where_the_rollout_sits() -> None:
 def test_stats_batch_of_each_setting(kwargs: dict, shares: bool, size: int) -> None:
     """The batch ACKTR records on at update 3 (a recording, after rollouts 1-2 were kept) for each setting."""
     kwargs = {"stats_replay": False, "stats_batch_size": None, **kwargs}  # the settings below, not the class defaults
-    model = ACKTR("MlpPolicy", _RandomObsEnv(), n_steps=4, stats_interval=3, seed=0, **kwargs)
+    model = ACKTR("MlpPolicy", _random_obs_env(), n_steps=4, stats_interval=3, seed=0, **kwargs)
     batches: list[StatsBatch] = []
     stats_batch = model._stats_batch
 
