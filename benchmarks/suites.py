@@ -337,28 +337,31 @@ ACKTR_BROAD_ENVS: tuple[tuple[str, tuple[str, ...], int, int], ...] = (
     ("HalfCheetah-v5", ("HalfCheetah-v4",), 500_000, 3),
     ("Hopper-v5", ("Hopper-v4",), 500_000, 3),
 )
-#: The critic's eta_max of the class defaults before ACKTR detail 12 (``vf_learning_rate`` followed ``learning_rate``,
-#: 0.25): the former defaults, on as many seeds as the defaults. The other variants ran with it too and keep it.
-ACKTR_BROAD_FORMER_CRITIC = ("vf_learning_rate=0.25", {"vf_learning_rate": 0.25})
-#: Further ACKTR variants of the broad suite (3 seeds each), on the former critic eta_max: the paper code's damping,
+#: An option of the broad suite's ACKTR rows: its label and its constructor arguments.
+AcktrOption = tuple[str, dict[str, Any]]
+#: The critic eta_max of the class defaults before ACKTR detail 12 (``vf_learning_rate`` followed ``learning_rate``,
+#: 0.25): the first defaults, on as many seeds as the defaults. The variants below that ran with it keep it.
+ACKTR_BROAD_FIRST_CRITIC = ("vf_learning_rate=0.25", {"vf_learning_rate": 0.25})
+#: The critic eta_max of the defaults from detail 12 until it became 0.02 (issue 22): the second defaults, on as many
+#: seeds as the defaults. The variants below that ran with it keep it.
+ACKTR_BROAD_SECOND_CRITIC = ("vf_learning_rate=0.05", {"vf_learning_rate": 0.05})
+#: Further ACKTR variants of the broad suite (3 seeds each), on the first critic eta_max: the paper code's damping,
 #: and the critic momentum of the defaults before issue 22's critic fix (0.9, baselines').
-ACKTR_BROAD_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
+ACKTR_BROAD_VARIANTS: tuple[AcktrOption, ...] = (
     ("damping_mode=eigen", {"damping_mode": "eigen"}),
     ("vf_momentum=0.9", {"vf_momentum": 0.9}),
 )
-#: The entropy bonus the defaults had on Box actions before ``ent_coef=None`` (ACKTR detail 11). Not on HalfCheetah-v5,
-#: where its 6 runs (then the defaults and both variants) ended in K-FAC's FloatingPointError once the log-std passed
-#: ~30, nor on Hopper-v5 (budget).
+#: The entropy bonus the defaults had on Box actions before ``ent_coef=None`` (ACKTR detail 11), on the first critic.
+#: Not on HalfCheetah-v5, where its 6 runs (then the defaults and both variants) ended in K-FAC's FloatingPointError
+#: once the log-std passed ~30, nor on Hopper-v5 (budget).
 ACKTR_BROAD_ENTROPY_VARIANT = ("ent_coef=0.01", {"ent_coef": 0.01})
 ACKTR_BROAD_ENTROPY_ENVS = ("Pendulum-v1", "MountainCarContinuous-v0", "LunarLanderContinuous-v3", "BipedalWalker-v3")
-#: Variants of the current defaults, on as many seeds as the defaults (candidate defaults). Standardised advantages
-#: (the paper's MuJoCo code, baselines ``acktr_cont``): where the actor's trust region does not bind, the K-FAC step is
-#: proportional to the advantages' scale, which reward normalisation makes small on long episodes (Hopper-v5: KL of
-#: the step ~1e-5 against kl_clip 1e-3).
-ACKTR_BROAD_DEFAULT_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("normalize_advantage=True", {"normalize_advantage": True}),
-)
-#: The current defaults with gSDE (SB3's ``use_sde=True`` as it comes: ``log_std_init=0``, noise resampled at each
+#: Variants of the second defaults (critic eta_max 0.05), on as many seeds as the defaults (candidate defaults).
+#: Standardised advantages (the paper's MuJoCo code, baselines ``acktr_cont``): where the actor's trust region does not
+#: bind, the K-FAC step is proportional to the advantages' scale, which reward normalisation makes small on long
+#: episodes (Hopper-v5: KL of the step ~1e-5 against kl_clip 1e-3).
+ACKTR_BROAD_DEFAULT_VARIANTS: tuple[AcktrOption, ...] = (("normalize_advantage=True", {"normalize_advantage": True}),)
+#: The second defaults with gSDE (SB3's ``use_sde=True`` as it comes: ``log_std_init=0``, noise resampled at each
 #: rollout) on the Box envs, on as many seeds as the defaults: exploration noise as the cause where ACKTR loses
 #: (MountainCarContinuous: 3 of 10 seeds never reach the goal; Hopper: the action std falls from 0.79 to 0.41 in 95k
 #: steps), and A2C's zoo entries explore with gSDE on four of the six. Not made the default: it won on
@@ -379,11 +382,12 @@ ACKTR_BROAD_SDE_SMALL_STEPS = (
     "use_sde=True, kl_clip=0.0002, vf_learning_rate=0.005",
     {"use_sde": True, "kl_clip": 0.0002, "vf_learning_rate": 0.005},
 )
-#: The same without the slower critic: which of the three does Hopper need?
+#: The same without the slower critic (on the second defaults' critic): which of the three does Hopper need?
 ACKTR_BROAD_SDE_SMALL_ACTOR_STEPS = ("use_sde=True, kl_clip=0.0002", {"use_sde": True, "kl_clip": 0.0002})
 ACKTR_BROAD_SDE_SMALL_STEPS_ENVS = ("Hopper-v5",)
 #: The slower critic alone (the defaults' action noise and actor trust region), as many seeds as the defaults: the lift
 #: above needs it. It lost MountainCar (9 of 10 seeds at -167 to -200) and was stopped there: the seeds it ran per env.
+#: Between it and the second defaults' 0.05, 0.02 became the default.
 ACKTR_BROAD_SLOW_CRITIC = ("vf_learning_rate=0.005", {"vf_learning_rate": 0.005})
 ACKTR_BROAD_SLOW_CRITIC_SEEDS = {
     "CartPole-v1": 10,
@@ -395,9 +399,6 @@ ACKTR_BROAD_SLOW_CRITIC_SEEDS = {
     "LunarLanderContinuous-v3": 1,
     "Hopper-v5": 3,
 }
-#: Between the two, on every env and as many seeds as the defaults (the candidate default): 0.005 lifted Acrobot (10
-#: of 10 seeds at the goal), LunarLander and Hopper and lost MountainCar.
-ACKTR_BROAD_MID_CRITIC = ("vf_learning_rate=0.02", {"vf_learning_rate": 0.02})
 #: The slower critic with standardised advantages: on MountainCar the slower critic lags the returns that VecNormalize
 #: keeps rescaling, so nearly every advantage is negative (batch mean ~ -|A|) and the policy is pushed to the uniform
 #: one; does subtracting the batch mean save it? No (4 MountainCar seeds at -133.5 to -200): stopped there, after
@@ -407,7 +408,7 @@ ACKTR_BROAD_SLOW_CRITIC_NORMALIZED = (
     {"vf_learning_rate": 0.005, "normalize_advantage": True},
 )
 ACKTR_BROAD_SLOW_CRITIC_NORMALIZED_SEEDS = {"Acrobot-v1": 10, "MountainCar-v0": 4}
-#: The current defaults without a critic trust region (a radius no update reaches), on the two envs A2C's zoo runs
+#: The second defaults without a critic trust region (a radius no update reaches), on the two envs A2C's zoo runs
 #: without reward normalisation, where ``vf_kl_clip`` (a bound on ``0.5 E[dV^2]`` in reward units) binds on nearly
 #: every update: does the bound hold the critic back there?
 ACKTR_BROAD_UNBOUNDED_CRITIC = ("vf_kl_clip=1e9", {"vf_kl_clip": 1e9})
@@ -415,62 +416,43 @@ ACKTR_BROAD_UNBOUNDED_CRITIC = ("vf_kl_clip=1e9", {"vf_kl_clip": 1e9})
 ACKTR_BROAD_UNBOUNDED_CRITIC_SEEDS = {"CartPole-v1": 3, "LunarLander-v3": 1}
 
 
-#: The variants of the current defaults (labelled by their own options alone); the others run on the former critic.
-ACKTR_BROAD_ON_DEFAULTS = (
-    *ACKTR_BROAD_DEFAULT_VARIANTS,
-    ACKTR_BROAD_SDE_VARIANT,
-    ACKTR_BROAD_SDE_SMALL_STEPS,
-    ACKTR_BROAD_SDE_SMALL_ACTOR_STEPS,
-    ACKTR_BROAD_SLOW_CRITIC,
-    ACKTR_BROAD_MID_CRITIC,
-    ACKTR_BROAD_SLOW_CRITIC_NORMALIZED,
-    ACKTR_BROAD_UNBOUNDED_CRITIC,
-)
-
-
 def _acktr_broad_entry(env_id: str, zoo_keys: tuple[str, ...], full_steps: int, seeds: int) -> Entry:
     """One env of ``acktr_broad``: zoo-tuned A2C against ACKTR's class defaults at A2C's batch and VecNormalize."""
     # VecNormalize is not a constructor argument (share_with_reference cannot fall back to a default): read A2C's entry
     normalize = load_zoo_entry("rl_zoo3:a2c", env_id, zoo_keys)[0].get("normalize", False)
 
-    def acktr(variant: tuple[str, dict[str, Any]] | None = None, max_seeds: int | None = None) -> Algo:
-        """The class defaults, or a variant (on the former critic eta_max unless it varies the defaults) labelled by
-        its options."""
-        former_name, former_kwargs = ACKTR_BROAD_FORMER_CRITIC
-        if variant is None:
-            label, extra = "ACKTR", {}
-        elif variant in ACKTR_BROAD_ON_DEFAULTS:
-            label, extra = f"ACKTR {variant[0]}", variant[1]
-        elif variant == ACKTR_BROAD_FORMER_CRITIC:
-            label, extra = f"ACKTR {former_name}", former_kwargs
-        else:
-            label, extra = f"ACKTR {variant[0]}, {former_name}", {**variant[1], **former_kwargs}
-        kwargs = {"normalize": normalize, **extra}
+    def acktr(variant: AcktrOption | None = None, critic: AcktrOption | None = None, max_seeds: int | None = None) -> Algo:
+        """The class defaults, or a variant of them, on a former defaults' critic eta_max if ``critic`` is given;
+        labelled by the options it sets."""
+        options = [option for option in (variant, critic) if option is not None]
+        label = " ".join(["ACKTR", ", ".join(name for name, _ in options)]).strip()
+        kwargs = {"normalize": normalize, **{k: v for _, extra in options for k, v in extra.items()}}
         return Algo(label, "sb3_natgrad:ACKTR", kwargs=kwargs, share_with_reference=("n_envs", "n_steps"), max_seeds=max_seeds)
 
-    def stopped(variant: tuple[str, dict[str, Any]], seeds_by_env: dict[str, int]) -> list[Algo]:
+    def stopped(variant: AcktrOption, seeds_by_env: dict[str, int], critic: AcktrOption | None = None) -> list[Algo]:
         """A variant stopped before the whole plan: on the envs and as many seeds as it ran."""
-        return [acktr(variant, max_seeds=seeds_by_env[env_id])] if env_id in seeds_by_env else []
+        return [acktr(variant, critic, max_seeds=seeds_by_env[env_id])] if env_id in seeds_by_env else []
 
+    first, second = ACKTR_BROAD_FIRST_CRITIC, ACKTR_BROAD_SECOND_CRITIC
     return Entry(
         env_id,
         reference=Algo("A2C (zoo)", "stable_baselines3:A2C", zoo="rl_zoo3:a2c", zoo_keys=zoo_keys),
         candidates=[
             acktr(),
-            acktr(ACKTR_BROAD_FORMER_CRITIC),
-            *(acktr(variant, max_seeds=3) for variant in ACKTR_BROAD_VARIANTS),
-            *([acktr(ACKTR_BROAD_ENTROPY_VARIANT, max_seeds=3)] if env_id in ACKTR_BROAD_ENTROPY_ENVS else []),
-            *(acktr(variant) for variant in ACKTR_BROAD_DEFAULT_VARIANTS),
-            *([acktr(ACKTR_BROAD_SDE_VARIANT)] if env_id in ACKTR_BROAD_BOX_ENVS else []),
+            acktr(critic=second),
+            acktr(critic=first),
+            *(acktr(variant, first, max_seeds=3) for variant in ACKTR_BROAD_VARIANTS),
+            *([acktr(ACKTR_BROAD_ENTROPY_VARIANT, first, max_seeds=3)] if env_id in ACKTR_BROAD_ENTROPY_ENVS else []),
+            *(acktr(variant, second) for variant in ACKTR_BROAD_DEFAULT_VARIANTS),
+            *([acktr(ACKTR_BROAD_SDE_VARIANT, second)] if env_id in ACKTR_BROAD_BOX_ENVS else []),
             *stopped(ACKTR_BROAD_SLOW_CRITIC, ACKTR_BROAD_SLOW_CRITIC_SEEDS),
-            acktr(ACKTR_BROAD_MID_CRITIC),
             *stopped(ACKTR_BROAD_SLOW_CRITIC_NORMALIZED, ACKTR_BROAD_SLOW_CRITIC_NORMALIZED_SEEDS),
             *(
-                [acktr(ACKTR_BROAD_SDE_SMALL_STEPS), acktr(ACKTR_BROAD_SDE_SMALL_ACTOR_STEPS)]
+                [acktr(ACKTR_BROAD_SDE_SMALL_STEPS), acktr(ACKTR_BROAD_SDE_SMALL_ACTOR_STEPS, second)]
                 if env_id in ACKTR_BROAD_SDE_SMALL_STEPS_ENVS
                 else []
             ),
-            *stopped(ACKTR_BROAD_UNBOUNDED_CRITIC, ACKTR_BROAD_UNBOUNDED_CRITIC_SEEDS),
+            *stopped(ACKTR_BROAD_UNBOUNDED_CRITIC, ACKTR_BROAD_UNBOUNDED_CRITIC_SEEDS, second),
         ],
         quick=Budget(10_000, seeds=1, eval_freq=5_000, n_eval_episodes=2, n_final_episodes=3),
         full=Budget(full_steps, seeds=seeds, eval_freq=full_steps // 10, n_eval_episodes=5, n_final_episodes=10),

@@ -482,16 +482,17 @@ def test_learning_rate_schedules_reach_the_optimizers() -> None:
 
 
 def test_critic_eta_max_by_default_and_when_loaded(tmp_path: Path) -> None:
-    """The separate critic's ``eta_max`` is 0.05 by default (detail 12), ``None`` makes it follow ``learning_rate``, and
-    a model saved with ``None`` (the default before detail 12) keeps following it when loaded."""
+    """The separate critic's ``eta_max`` is 0.02 by default (detail 12), ``None`` makes it follow ``learning_rate``, and
+    a model saved with another value (``None``, the first default; 0.05, the second) keeps it when loaded."""
     model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=8, learning_rate=0.3)
     model.learn(8)
-    assert [opt.param_groups[0]["lr"] for opt in model.optimizers] == [pytest.approx(0.3), pytest.approx(0.05)]
-    model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=8, learning_rate=0.3, vf_learning_rate=None)
-    model.save(tmp_path / "model.zip")
-    loaded = ACKTR.load(tmp_path / "model.zip", env=IdentityEnv(3))
-    loaded.learn(8)
-    assert [opt.param_groups[0]["lr"] for opt in loaded.optimizers] == [pytest.approx(0.3), pytest.approx(0.3)]
+    assert [opt.param_groups[0]["lr"] for opt in model.optimizers] == [pytest.approx(0.3), pytest.approx(0.02)]
+    for saved_with, critic_lr in ((None, 0.3), (0.05, 0.05)):
+        model = ACKTR("MlpPolicy", IdentityEnv(3), n_steps=8, learning_rate=0.3, vf_learning_rate=saved_with)
+        model.save(tmp_path / "model.zip")
+        loaded = ACKTR.load(tmp_path / "model.zip", env=IdentityEnv(3))
+        loaded.learn(8)
+        assert [opt.param_groups[0]["lr"] for opt in loaded.optimizers] == [pytest.approx(0.3), pytest.approx(critic_lr)]
 
 
 @pytest.mark.parametrize("space", list(ACTION_ENVS))

@@ -71,22 +71,28 @@ Implementation details (each marked in the code):
     fell to -0.26 over the same 40k steps (docs/algorithms/acktr.md, "Where the defaults lose"). The paper's MuJoCo
     code (baselines ``acktr_cont``) has no entropy term, nor has SB3's A2C by default; a discrete policy's entropy is
     bounded by ``log K``.
-12. The separate critic's ``eta_max`` (``vf_learning_rate``) is 0.05 by default, a fifth of the actor's. It used to
-    follow ``learning_rate`` (0.25, baselines' Atari value, where one network serves both). Each critic step is
-    ``eta`` times a Gauss-Newton step on the rollout's n-step targets; on A2C's 1 env x 5 steps (HalfCheetah-v5) the
-    critic's trust region bound on 1 of 20 sampled updates, so nearly every update moved the value a quarter of the
-    way towards 5 neighbouring samples' targets, and the policy learned little (-369.2 / 63.1 at 100k, seeds 0 / 1;
-    with 0.05: 1116.0 / 907.3). The paper's MuJoCo critic (baselines ``acktr/value_functions.py``) steps with
-    ``eta_max = 0.001`` and momentum 0.9, 25 times per ~2500-sample batch. Where the critic's trust region binds
-    (LunarLander-v3 without reward normalisation: on 20 of 20 sampled updates) ``eta_max`` rarely acts
-    (docs/algorithms/acktr.md, "Where the defaults lose"). ``None`` restores the former behaviour, and a model saved
-    with it keeps it.
+12. The separate critic's ``eta_max`` (``vf_learning_rate``) is 0.02 by default, a twelfth of the actor's. Each critic
+    step is ``eta`` times a Gauss-Newton step on the rollout's n-step targets, and at A2C's small batches the critic's
+    trust region rarely binds (HalfCheetah-v5, 1 env x 5 steps: on 1 of 20 sampled updates), so ``eta_max`` sets how
+    far each update moves the value towards a few neighbouring samples' targets. At 0.25 (learning_rate's, baselines'
+    Atari value, where one network serves both; the default before issue 22) the policy learned little on HalfCheetah
+    (-369.2 / 63.1 at 100k, seeds 0 / 1; with 0.05: 1116.0 / 907.3). At 0.05 (the next default) the critic fitted
+    each 5-sample rollout's neighbourhood so closely that the advantages left to the policy were 3-5x smaller than
+    A2C's (Hopper-v5: per-update KL 2.3e-6-2.4e-5 against A2C's 4.1e-3-6.3e-3); at 0.005 it lagged the returns
+    VecNormalize keeps rescaling on MountainCar-v0, so nearly every advantage was negative. 0.02 kept most of both: in
+    the ``acktr_broad`` suite it was above 0.05 on seven of ten envs (Acrobot at the goal on 10 of 10 seeds, Hopper
+    525.6 against 216.2, HalfCheetah 1733.8 against 1022.5) and below on MountainCar, Pendulum and
+    MountainCarContinuous (docs/algorithms/acktr.md, "Where the defaults lose"). The paper's MuJoCo critic (baselines
+    ``acktr/value_functions.py``) steps with ``eta_max = 0.001`` and momentum 0.9, 25 times per ~2500-sample batch.
+    Where the critic's trust region binds (LunarLander-v3 without reward normalisation: on 20 of 20 sampled updates)
+    ``eta_max`` rarely acts. ``None`` makes it follow ``learning_rate``; a saved model keeps the value it was trained
+    with.
 
 Defaults follow OpenAI baselines' ``acktr`` (Atari): ``n_steps=20``, ``learning_rate=0.25`` (eta_max),
 ``kl_clip=0.001`` (here the paper's delta; baselines' ``kfac_clip=0.001`` bounds ``eta^2 v`` instead of
 ``0.5 eta^2 v``, i.e. delta = 0.0005), ``momentum=0.9`` (the actor's; the separate critic's is 0, detail 10),
 ``damping=0.01``, ``ent_coef=0.01`` (discrete actions; 0 for ``Box``, detail 11),
-``vf_coef=0.5``, no gradient clipping. A separate critic (not in the Atari set-up) gets ``vf_learning_rate=0.05``
+``vf_coef=0.5``, no gradient clipping. A separate critic (not in the Atari set-up) gets ``vf_learning_rate=0.02``
 (detail 12) and ``vf_kl_clip=0.01``: with
 the actor's 0.001 its RMS change per update is limited to sqrt(2 * 0.001) ~ 0.045 and it lagged far behind the
 returns on CartPole-v1. Baselines records the statistics at every update and recomputes the eigendecompositions
@@ -203,7 +209,7 @@ class ACKTR(OnPolicyAlgorithm):
         since the last recording instead of the current rollout alone; see detail 8.
     :param kfac_mode: ``"joint"`` (one optimizer, Fisher of ``p(a, v | s)``), ``"separate"`` (actor and
         critic optimizers; needs no shared parameters) or ``"auto"`` (separate iff nothing is shared).
-    :param vf_learning_rate: critic ``eta_max`` in separate mode (float or schedule; default 0.05, see detail 12;
+    :param vf_learning_rate: critic ``eta_max`` in separate mode (float or schedule; default 0.02, see detail 12;
         ``None``: the ``learning_rate`` schedule).
     :param vf_kl_clip: critic trust-region radius in separate mode, a bound on ``0.5 E[dV^2]``.
     :param vf_damping: critic damping in separate mode (default: ``damping``).
@@ -261,7 +267,7 @@ class ACKTR(OnPolicyAlgorithm):
         stats_batch_size: int | None = 256,
         stats_replay: bool = True,
         kfac_mode: str = "auto",
-        vf_learning_rate: float | Schedule | None = 0.05,
+        vf_learning_rate: float | Schedule | None = 0.02,
         vf_kl_clip: float = 0.01,
         vf_damping: float | None = None,
         vf_weight_decay: float | None = None,
@@ -377,7 +383,7 @@ class ACKTR(OnPolicyAlgorithm):
         if self.ent_coef is None:  # (11) a loaded model keeps the value it was saved with
             self.ent_coef = default_ent_coef(self.action_space)
         super()._setup_model()
-        if self.vf_learning_rate is None:  # (12) the former default; a model saved with it keeps it
+        if self.vf_learning_rate is None:  # (12) follow learning_rate (the default before issue 22)
             self.vf_lr_schedule = self.lr_schedule
         else:
             self.vf_lr_schedule = FloatSchedule(self.vf_learning_rate)
