@@ -245,7 +245,12 @@ ACKTR = Suite(
 def _acktr_paper_algos(zoo_key: str) -> tuple[Algo, list[Algo]]:
     reference = Algo("TRPO (sb3-contrib)", "sb3_contrib:TRPO", zoo="trpo", zoo_keys=(zoo_key,))
     # The runs of an "ACKTR stats_warmup" variant stay in results.jsonl as history (docs/benchmarks/findings.md).
-    return reference, [Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr")]
+    # damping_mode="eigen": the paper code's damping (baselines' factored_damping=False), against the default factored
+    # Tikhonov damping on the paper's own set-up (issue 22).
+    return reference, [
+        Algo("ACKTR", "sb3_natgrad:ACKTR", zoo="acktr"),
+        Algo("ACKTR damping_mode=eigen", "sb3_natgrad:ACKTR", zoo="acktr", kwargs={"damping_mode": "eigen"}),
+    ]
 
 
 ACKTR_PAPER = _mujoco_pair_suite(
